@@ -1,0 +1,41 @@
+# Two commands set up everything: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo-data
+DB     ?= $(DEMO)/advertisex.duckdb
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	rm -rf $(DEMO)
+	$(BIN)/advertisex generate $(DEMO)/input --impressions 200000 --days 3 --seed 7
+	$(BIN)/advertisex dims load $(DEMO)/input/creatives.csv --db $(DB)
+	$(BIN)/advertisex ingest $(DEMO)/input --db $(DB) || [ $$? -eq 3 ]
+	$(BIN)/advertisex report --db $(DB) --by campaign
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -n 2
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/ingest_bench.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
