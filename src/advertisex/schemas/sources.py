@@ -31,12 +31,24 @@ class Source:
     id_column: str
     natural_key: tuple[str, ...] = field(default_factory=tuple)
 
+    def store_columns(self) -> list[str]:
+        """The event table's columns: event_id, event_time, then the canonical fields."""
+        names = ["event_id", "event_time"]
+        for c in self.columns:
+            if c.name in (self.id_column, "event_time"):
+                continue
+            names.append(f"{c.name}_micros" if c.name in MONEY else c.name)
+        return names
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:
                 return c
         raise KeyError(name)
 
+
+# Amounts stored as integer micros, under <name>_micros.
+MONEY = frozenset({"price", "value", "bid_floor", "bid_amount", "win_price"})
 
 _TS = ("timestamp", "event_time", "ts", "time")
 

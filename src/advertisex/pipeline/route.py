@@ -1,0 +1,47 @@
+"""Which source a file holds: by format, and for JSON by the keys of its first record."""
+
+from __future__ import annotations
+
+import json
+
+from advertisex.schemas.sources import SOURCES, Source
+from advertisex.sources.batch import Format
+from advertisex.sources.files import FileInput, peek_text
+
+_BID_KEYS = {"imp", "auction_details", "user_info", "seatbid", "ad_targeting"}
+_EVENT_KEYS = {"conversion_type", "event_type"}
+
+
+def route(fi: FileInput) -> Source:
+    if fi.fmt is Format.AVRO:
+        return SOURCES["bid_requests"]
+    if fi.fmt is Format.CSV:
+        return SOURCES["clicks_conversions"]
+    return SOURCES[_json_source(peek_text(fi))]
+
+
+def _json_source(text: bytes) -> str:
+    s = text.lstrip(b"\xef\xbb\xbf \t\r\n")
+    candidates: list[object] = []
+    if s.startswith(b"[") or (s.startswith(b"{") and not s.split(b"\n", 1)[0].rstrip().endswith(b"}")):
+        # A document: the first record may sit past the peeked text; read what is there.
+        try:
+            doc = json.loads(s)
+            candidates = doc if isinstance(doc, list) else [doc]
+        except ValueError:
+            candidates = []
+    if not candidates:
+        for line in s.split(b"\n")[:200]:
+            try:
+                candidates.append(json.loads(line))
+            except ValueError:
+                continue
+    for c in candidates:
+        if isinstance(c, dict):
+            keys = set(c)
+            if keys & _BID_KEYS:
+                return "bid_requests"
+            if keys & _EVENT_KEYS:
+                return "clicks_conversions"
+            return "impressions"
+    return "impressions"

@@ -1,0 +1,319 @@
+"""The runner: RawBatches through decode -> extract -> validate -> standardize -> dedupe -> load.
+
+Only the runner knows about batch ids, positions and transactions. Each batch commits its
+accepted rows, its rejects, its batch record and the source position in one transaction, so
+a crash at any point leaves all of a batch or none of it, and a re-run resumes after the last
+committed batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from advertisex.config import Settings
+from advertisex.errors import InputError
+from advertisex.formats import decode
+from advertisex.pipeline.extract import extract_sql, struct_raw_sql
+from advertisex.pipeline.route import route
+from advertisex.pipeline.standardize import standardize_sql
+from advertisex.pipeline.validate import Rules, validate_sql
+from advertisex.schemas.reasons import Reason
+from advertisex.schemas.sources import SOURCES, Source
+from advertisex.sources.batch import Format, RawBatch
+from advertisex.sources.files import FileInput, read_file_batches, sniff_file
+from advertisex.store import Store
+
+_uid = itertools.count()
+
+
+@dataclass
+class SourceCounts:
+    """received = accepted + rejected + duplicates, for one source."""
+
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: SourceCounts) -> None:
+        self.received += other.received
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.duplicates += other.duplicates
+        self.rejected_by_reason.update(other.rejected_by_reason)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+        }
+
+
+@dataclass
+class IngestReport:
+    sources: dict[str, SourceCounts] = field(
+        default_factory=lambda: {name: SourceCounts() for name in SOURCES}
+    )
+    files_read: int = 0
+    files_skipped: list[str] = field(default_factory=list)  # already ingested, unchanged
+    files_failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.files_failed and all(c.rejected == 0 for c in self.sources.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sources": {name: c.to_dict() for name, c in self.sources.items()},
+            "files": {
+                "read": self.files_read,
+                "skipped_already_ingested": self.files_skipped,
+                "failed": [{"path": p, "error": e} for p, e in self.files_failed],
+            },
+        }
+
+
+Progress = Callable[[int, int], None]  # (bytes done in the current file, rows in the batch)
+
+
+class Runner:
+    """Runs inputs through the pipeline into one store."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.con = store.con
+
+    # -- files -----------------------------------------------------------------------------
+
+    def ingest_paths(
+        self,
+        paths: Iterable[Path],
+        *,
+        force: bool = False,
+        source: str | None = None,
+        fmt: Format | None = None,
+        on_file: Callable[[Path], None] | None = None,
+        on_batch: Progress | None = None,
+    ) -> IngestReport:
+        report = IngestReport()
+        for path in paths:
+            if on_file:
+                on_file(path)
+            try:
+                fi = sniff_file(path, fmt)
+                src = SOURCES[source] if source else route(fi)
+            except InputError as e:
+                self._file_failed(report, path, e.message)
+                continue
+            self.ingest_file(fi, src, report, force=force, on_batch=on_batch)
+        return report
+
+    def ingest_file(
+        self,
+        fi: FileInput,
+        source: Source,
+        report: IngestReport,
+        *,
+        force: bool = False,
+        on_batch: Progress | None = None,
+    ) -> None:
+        pos = self.con.execute(
+            'SELECT size, mtime_ns, "offset", record, complete FROM source_positions '
+            "WHERE source_uri = ?",
+            [fi.uri],
+        ).fetchone()
+        resume_offset = resume_record = 0
+        if pos is not None and not force:
+            size, mtime_ns, offset, record, complete = pos
+            if complete and size == fi.size and mtime_ns == fi.mtime_ns:
+                report.files_skipped.append(fi.uri)
+                return
+            if fi.size >= offset and fi.fmt is not Format.JSON_DOC:
+                # Unfinished, or grown since (an appended log): go on from the last commit.
+                resume_offset, resume_record = offset, record
+        report.files_read += 1
+        try:
+            for batch in read_file_batches(fi, self.settings.batch_bytes, resume_offset,
+                                           resume_record):
+                counts = self.process_batch(batch, source, fi)
+                report.sources[source.name].add(counts)
+                if on_batch:
+                    on_batch(batch.end_offset, counts.received)
+        except InputError as e:
+            self._file_failed(report, fi.path, e.message, source.name)
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
+            self._file_failed(
+                report, fi.path, f"cannot process {fi.path}: {type(e).__name__}: {e}", source.name
+            )
+
+    def _file_failed(
+        self, report: IngestReport, path: Path, message: str, source: str | None = None
+    ) -> None:
+        """A file that cannot be read: reported, and recorded in rejects so it is not lost."""
+        report.files_failed.append((str(path), message))
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT INTO rejects (source, source_uri, reason, detail, rejected_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [source or _source_by_name(path), str(path), str(Reason.UNREADABLE_FILE),
+                 message, _now()],
+            )
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def process_batch(
+        self, batch: RawBatch, source: Source, fi: FileInput | None = None
+    ) -> SourceCounts:
+        """One batch through every stage, committed in one transaction with its position."""
+        decoded = decode(batch, self.con)
+        now = _now()
+        rules = Rules(
+            now=now,
+            min_event_time=self.settings.min_event_time,
+            max_future_seconds=self.settings.max_future_seconds,
+            conversion_types=self.settings.conversion_types,
+        )
+        n = next(_uid)
+        rel_in, rel_rej = f"_advx_in_{n}", f"_advx_drej_{n}"
+        con = self.con
+        con.register(rel_in, decoded.records)
+        con.register(rel_rej, decoded.rejects)
+        try:
+            sql = batch_sql(source, decoded.kind, rel_in, decoded.records.schema, rules, now)
+            with self.store.transaction():
+                return self._load(batch, source, fi, decoded.kind, rel_in, rel_rej, sql, now)
+        finally:
+            con.unregister(rel_in)
+            con.unregister(rel_rej)
+
+    def _load(
+        self,
+        batch: RawBatch,
+        source: Source,
+        fi: FileInput | None,
+        kind: str,
+        rel_in: str,
+        rel_rej: str,
+        sql: str,
+        now: datetime,
+    ) -> SourceCounts:
+        con = self.con
+        row = con.execute("SELECT nextval('batch_ids')").fetchone()
+        assert row is not None
+        batch_id = int(row[0])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
+        lo, hi = con.execute(
+            "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
+        ).fetchone() or (None, None)
+        cols = source.store_columns()
+        col_list = ", ".join(cols)
+        counts = SourceCounts()
+        if lo is not None:
+            window = timedelta(days=self.settings.dedupe_window_days)
+            inserted = con.execute(
+                f"""
+                INSERT INTO {source.table}
+                SELECT {col_list}, ?, _record, _offset, ?, ?
+                FROM _advx_batch b
+                WHERE _reason IS NULL
+                  AND NOT EXISTS (
+                    SELECT 1 FROM {source.table} s
+                    WHERE s.event_time BETWEEN ? AND ? AND s.event_id = b.event_id)
+                QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _record) = 1
+                """,
+                [batch.uri, batch_id, now, lo - window, hi + window],
+            ).fetchone()
+            counts.accepted = int(inserted[0]) if inserted else 0
+        by_reason = con.execute(
+            f"""
+            SELECT _reason, count(*) FROM (
+              SELECT _reason FROM _advx_batch UNION ALL SELECT _reason FROM {rel_rej})
+            GROUP BY ALL
+            """
+        ).fetchall()
+        for reason, count in by_reason:
+            if reason is None:
+                counts.received += count
+                continue
+            counts.rejected_by_reason[reason] = count
+            counts.rejected += count
+            counts.received += count
+        counts.duplicates = counts.received - counts.rejected - counts.accepted
+
+        raw = "b._raw"
+        join = ""
+        if kind == "struct":
+            raw = "coalesce(b._raw, r._raw)"
+            join = (f"LEFT JOIN ({struct_raw_sql(rel_in, _schema(con, rel_in))}) r "
+                    "USING (_record)")
+        context = batch.header.decode("utf-8", "replace") if batch.fmt is Format.CSV else None
+        con.execute(
+            f"""
+            INSERT INTO rejects
+            SELECT ?, ?, _record, _offset, _reason, _field, _detail, raw, ?, ?, ?
+            FROM (
+              SELECT b._record, b._offset, b._reason, b._field, b._detail, {raw} AS raw
+              FROM (SELECT * FROM _advx_batch WHERE _reason IS NOT NULL) b {join}
+              UNION ALL
+              SELECT _record, _offset, _reason, _field, _detail, _raw FROM {rel_rej}
+            ) x
+            WHERE NOT EXISTS (SELECT 1 FROM rejects r WHERE r.source_uri = ?
+                              AND r.source_record = x._record AND r.reason <> 'unreadable_file')
+            """,
+            [source.name, batch.uri, context, batch_id, now, batch.uri],
+        )
+        con.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [batch_id, source.name, batch.uri, batch.first_record, batch.end_record,
+             counts.received, counts.accepted, counts.rejected, counts.duplicates, now],
+        )
+        if fi is not None:
+            con.execute(
+                "INSERT OR REPLACE INTO source_positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [batch.uri, source.name, fi.size, fi.mtime_ns, batch.end_offset,
+                 batch.end_record, batch.final, now],
+            )
+        con.execute("DROP TABLE _advx_batch")
+        return counts
+
+
+def batch_sql(
+    source: Source, kind: str, relation: str, schema: Any, rules: Rules, now: datetime
+) -> str:
+    """The whole per-batch transformation as one query (DuckDB pipelines the stages)."""
+    ingest_time = f"TIMESTAMP '{now.isoformat(sep=' ')}'"
+    extracted = extract_sql(source, kind, relation, schema)
+    validated = validate_sql(source, "extracted", rules)
+    standardized = standardize_sql(source, "validated", ingest_time)
+    return (f"WITH extracted AS ({extracted}), validated AS ({validated}) "
+            f"SELECT * FROM ({standardized})")
+
+
+def _schema(con: duckdb.DuckDBPyConnection, relation: str) -> Any:
+    return con.execute(f"SELECT * FROM {relation} LIMIT 0").to_arrow_table().schema
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _source_by_name(path: Path) -> str:
+    name = path.name.lower()
+    if ".avro" in name:
+        return "bid_requests"
+    if ".csv" in name or ".tsv" in name:
+        return "clicks_conversions"
+    return "impressions"

@@ -1,0 +1,391 @@
+"""Files, folders and globs, plain or compressed, read as record-aligned RawBatches."""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import numpy as np
+
+from advertisex.errors import ConfigError, InputError
+from advertisex.formats.avro import iter_avro_batches
+from advertisex.sources.batch import Format, RawBatch
+
+_EXT_FORMAT = {
+    ".ndjson": Format.NDJSON,
+    ".jsonl": Format.NDJSON,
+    ".json": Format.NDJSON,  # NDJSON or one document: settled by content
+    ".csv": Format.CSV,
+    ".tsv": Format.CSV,
+    ".txt": Format.CSV,
+    ".avro": Format.AVRO,
+}
+_COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2"}
+_SKIP_NAMES = {".DS_Store"}
+_READ = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileInput:
+    path: Path
+    fmt: Format
+    compression: str | None
+    size: int
+    mtime_ns: int
+
+    @property
+    def uri(self) -> str:
+        return str(self.path)
+
+
+def expand_paths(paths: list[str]) -> list[Path]:
+    """Files named, found under folders (recursively) and matched by globs, sorted, once each."""
+    found: dict[Path, None] = {}
+    for p in paths:
+        if any(ch in p for ch in "*?["):
+            matches = sorted(glob.glob(p, recursive=True))
+            if not matches:
+                raise ConfigError(f"no file matches {p}; check the pattern")
+            candidates = [Path(m) for m in matches]
+        else:
+            candidates = [Path(p)]
+        for c in candidates:
+            if c.is_dir():
+                # In a folder only event files count; a file named outright is always read.
+                for f in sorted(c.rglob("*")):
+                    if f.is_file() and not _hidden(f.relative_to(c)) and _event_file(f):
+                        found[f.resolve()] = None
+            elif c.exists():
+                found[c.resolve()] = None
+            else:
+                raise ConfigError(f"{c} does not exist; check the path")
+    return list(found)
+
+
+def _event_file(path: Path) -> bool:
+    name = path.name.lower()
+    suffix = Path(name).suffix
+    if suffix in _COMPRESSED:
+        suffix = Path(name[: -len(suffix)]).suffix
+    return suffix in _EXT_FORMAT
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") or part in _SKIP_NAMES for part in rel.parts)
+
+
+def sniff_file(path: Path, forced: Format | None = None) -> FileInput:
+    """Format and compression from the name and the first bytes.
+
+    Content wins where it is certain (compression magic, the Avro magic); the name decides
+    between the text formats, since a broken JSON file may look like anything.
+    """
+    try:
+        st = path.stat()
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise InputError(f"cannot open {path}: {e.strerror}", path=str(path)) from None
+    compression = _magic_compression(head)
+    name = path.name.lower()
+    stem_suffix = Path(name).suffix
+    if stem_suffix in _COMPRESSED:
+        compression = compression or _COMPRESSED[stem_suffix]
+        stem_suffix = Path(name[: -len(stem_suffix)]).suffix
+    text = _decompressed_head(path, compression) if compression else head
+    if forced is not None:
+        fmt = forced
+    elif text.startswith(b"Obj\x01"):
+        fmt = Format.AVRO
+    elif stem_suffix in _EXT_FORMAT:
+        fmt = _EXT_FORMAT[stem_suffix]
+        if fmt is Format.AVRO:
+            raise InputError(
+                f"cannot read bid requests from {path}: not an Avro container "
+                f"(first bytes {text[:4].hex(' ')}); rename it or pass --format if it is "
+                "JSON or CSV",
+                path=str(path),
+            )
+    else:
+        stripped = text.lstrip(b"\xef\xbb\xbf \t\r\n")
+        fmt = Format.NDJSON if stripped[:1] in (b"{", b"[") else Format.CSV
+    if fmt is Format.AVRO and compression:
+        raise InputError(f"cannot read {path}: Avro containers carry their own codec; "
+                         "decompress the file first", path=str(path))
+    return FileInput(path, fmt, compression, st.st_size, st.st_mtime_ns)
+
+
+def _magic_compression(head: bytes) -> str | None:
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:3] == b"BZh":
+        return "bz2"
+    return None
+
+
+def _decompressed_head(path: Path, compression: str) -> bytes:
+    with path.open("rb") as f:
+        stream = _DecompressingReader(f, compression)
+        return stream.read_block(4096)
+
+
+class _Decompressor(Protocol):
+    def decompress(self, data: bytes, /) -> bytes: ...
+
+
+class _DecompressingReader:
+    """Streams decompressed bytes; a cut-short or corrupt stream ends early and says why."""
+
+    def __init__(self, raw: BinaryIO, compression: str | None) -> None:
+        self._raw = raw
+        self._compression = compression
+        self._d: _Decompressor | None = self._new() if compression else None
+        self._pending = b""
+        self.truncated = ""  # why the stream ended early, if it did
+
+    def _new(self) -> _Decompressor:
+        if self._compression == "gzip":
+            return zlib.decompressobj(wbits=47)
+        return bz2.BZ2Decompressor()
+
+    def read_block(self, size: int) -> bytes:
+        """About `size` decompressed bytes; b"" at the end."""
+        if self._d is None:
+            return self._raw.read(size)
+        out = [self._pending]
+        n = len(self._pending)
+        self._pending = b""
+        while n < size and not self.truncated:
+            chunk = self._raw.read(_READ)
+            if not chunk:
+                if not _finished(self._d):
+                    self.truncated = f"compressed stream ends early ({self._compression})"
+                break
+            try:
+                piece = self._feed(chunk)
+            except (zlib.error, OSError, EOFError) as e:
+                self.truncated = f"compressed stream is corrupt: {e}"
+                break
+            out.append(piece)
+            n += len(piece)
+        data = b"".join(out)
+        if len(data) > size:
+            data, self._pending = data[:size], data[size:]
+        return data
+
+    def _feed(self, chunk: bytes) -> bytes:
+        assert self._d is not None
+        pieces = [self._d.decompress(chunk)]
+        # Concatenated members (gzip -c a >> f; pigz) are one stream to the reader.
+        while _finished(self._d):
+            rest = _unused(self._d)
+            if not rest:
+                break
+            self._d = self._new()
+            if self._compression == "gzip" and not rest.lstrip(b"\x00"):
+                break  # zero padding after the last member
+            pieces.append(self._d.decompress(rest))
+        return b"".join(pieces)
+
+
+def _finished(d: _Decompressor) -> bool:
+    return bool(getattr(d, "eof", False))
+
+
+def _unused(d: _Decompressor) -> bytes:
+    return bytes(getattr(d, "unused_data", b""))
+
+
+def read_file_batches(
+    fi: FileInput, batch_bytes: int, resume_offset: int = 0, resume_record: int = 0
+) -> Iterator[RawBatch]:
+    """The file as RawBatches of whole records, starting after `resume_offset` bytes."""
+    try:
+        with fi.path.open("rb") as raw:
+            if fi.fmt is Format.AVRO:
+                yield from iter_avro_batches(
+                    raw, fi.uri, batch_bytes, resume_offset, resume_record
+                )
+                return
+            reader = _DecompressingReader(raw, fi.compression)
+            yield from _text_batches(fi, reader, batch_bytes, resume_offset, resume_record)
+    except OSError as e:
+        raise InputError(f"cannot read {fi.path}: {e.strerror or e}", path=fi.uri) from None
+
+
+def _text_batches(
+    fi: FileInput,
+    reader: _DecompressingReader,
+    batch_bytes: int,
+    resume_offset: int,
+    resume_record: int,
+) -> Iterator[RawBatch]:
+    header = b""
+    header_lines = 0
+    offset = 0
+    record = 0  # lines consumed so far
+    buf = b""
+    fmt = fi.fmt
+    if fmt is Format.CSV:
+        buf = reader.read_block(batch_bytes)
+        end = _csv_boundary(buf, first=True)
+        while end < 0 and not reader.truncated:
+            more = reader.read_block(batch_bytes)
+            if not more:
+                break
+            buf += more
+            end = _csv_boundary(buf, first=True)
+        if end < 0:
+            end = len(buf)
+        header, buf = buf[:end], buf[end:]
+        offset = end
+        header_lines = record = header.count(b"\n") or 1
+        if not header.endswith(b"\n"):
+            header += b"\n"
+    elif fmt is Format.NDJSON:
+        buf = reader.read_block(batch_bytes)
+        if _is_json_document(buf, reader):
+            fmt = Format.JSON_DOC
+    # Skip what an earlier run already committed.
+    while offset + len(buf) < resume_offset:
+        offset += len(buf)
+        buf = reader.read_block(batch_bytes)
+        if not buf:
+            break
+    if resume_offset > offset:
+        cut = resume_offset - offset
+        buf, offset, record = buf[cut:], resume_offset, max(record, resume_record)
+    if fmt is Format.JSON_DOC:
+        while more := reader.read_block(batch_bytes):
+            buf += more
+        cut_short = bool(reader.truncated)
+        yield RawBatch(
+            fi.uri,
+            fmt,
+            b"" if cut_short else buf,
+            offset,
+            1,
+            offset + len(buf),
+            1,
+            truncated_tail=buf if cut_short else None,
+            truncation_detail=reader.truncated,
+        )
+        return
+    while True:
+        eof = False
+        while len(buf) < batch_bytes:
+            more = reader.read_block(batch_bytes - len(buf))
+            if not more:
+                eof = True
+                break
+            buf += more
+        cut = len(buf) if eof else _boundary(buf, fmt)
+        if cut == 0:
+            # One record larger than a batch: read on until it ends.
+            more = reader.read_block(batch_bytes)
+            if more:
+                buf += more
+                continue
+            eof, cut = True, len(buf)
+        data, buf = buf[:cut], buf[cut:]
+        tail = None
+        if eof and reader.truncated:
+            keep = data.rfind(b"\n") + 1
+            data, tail = data[:keep], (data[keep:] or None)
+        lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+        first = record + 1
+        record += lines
+        end_offset = offset + len(data)
+        yield RawBatch(
+            fi.uri,
+            fmt,
+            data,
+            offset,
+            first,
+            end_offset,
+            record,
+            header=header,
+            header_lines=header_lines,
+            truncated_tail=tail,
+            truncation_detail=reader.truncated if tail is not None else "",
+            final=eof,
+        )
+        offset = end_offset
+        if eof:
+            return
+
+
+def _boundary(buf: bytes, fmt: Format) -> int:
+    """End of the last whole record in buf (0 if there is none)."""
+    if fmt is Format.CSV:
+        return max(_csv_boundary(buf, first=False), 0)
+    return buf.rfind(b"\n") + 1
+
+
+def _csv_boundary(buf: bytes, *, first: bool) -> int:
+    """End of the first (or last) record: a newline outside quotes; -1 if there is none.
+
+    RFC 4180 escapes a quote by doubling it, so quote parity alone tells inside from outside.
+    """
+    a = np.frombuffer(buf, dtype=np.uint8)
+    nl = np.flatnonzero(a == 10)
+    if nl.size == 0:
+        return -1
+    quotes_before = np.cumsum(a == 34)[nl]
+    outside = nl[(quotes_before & 1) == 0]
+    if outside.size == 0:
+        return -1
+    return int(outside[0] if first else outside[-1]) + 1
+
+
+def _is_json_document(buf: bytes, reader: _DecompressingReader) -> bool:
+    """True when the text is one JSON document (an array, or an object over many lines)."""
+    s = buf.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if s.startswith(b"["):
+        return True
+    if not s.startswith(b"{"):
+        return False
+    first_line = s.split(b"\n", 1)[0].strip()
+    # NDJSON's first line is a whole object; a pretty-printed document's is not.
+    return not (first_line.endswith(b"}") and first_line.count(b"{") >= 1
+                and _balanced(first_line))
+
+
+def _balanced(line: bytes) -> bool:
+    depth = 0
+    in_str = False
+    esc = False
+    for ch in line:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == 92:
+                esc = True
+            elif ch == 34:
+                in_str = False
+        elif ch == 34:
+            in_str = True
+        elif ch in (123, 91):
+            depth += 1
+        elif ch in (125, 93):
+            depth -= 1
+            if depth == 0:
+                return True
+    return False
+
+
+def file_identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def peek_text(fi: FileInput, size: int = 256 * 1024) -> bytes:
+    """The first decompressed bytes of a file, for routing."""
+    with fi.path.open("rb") as f:
+        return _DecompressingReader(f, fi.compression).read_block(size)

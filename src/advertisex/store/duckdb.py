@@ -1,0 +1,122 @@
+"""The embedded DuckDB store: opening, schema, transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from advertisex.config import Settings
+from advertisex.errors import ConfigError, StoreError
+from advertisex.schemas.sources import SOURCES, Source
+
+SCHEMA_VERSION = 1
+
+_BOOKKEEPING = (
+    ("source_uri", "VARCHAR"),
+    ("source_record", "BIGINT"),
+    ("source_offset", "BIGINT"),
+    ("batch_id", "BIGINT"),
+    ("ingested_at", "TIMESTAMP"),
+)
+
+
+def column_type(name: str) -> str:
+    if name == "event_time" or name.endswith("_at"):
+        return "TIMESTAMP"
+    if name.endswith("_micros"):
+        return "BIGINT"
+    if name == "won":
+        return "BOOLEAN"
+    return "VARCHAR"
+
+
+def _events_ddl(source: Source) -> str:
+    cols = [f"{n} {column_type(n)}" for n in source.store_columns()]
+    cols[0] += " NOT NULL"
+    cols += [f"{n} {t}" for n, t in _BOOKKEEPING]
+    return f"CREATE TABLE IF NOT EXISTS {source.table} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+class Store:
+    """One DuckDB database file (or :memory:) with advertisex's tables."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(cls, settings: Settings, *, read_only: bool = False) -> Store:
+        path = str(settings.db)
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ConfigError(
+                    f"database directory {parent} does not exist; create it or pass --db "
+                    "with a path in an existing directory"
+                )
+            if read_only and not Path(path).exists():
+                raise ConfigError(f"database {path} does not exist; run `advertisex ingest` "
+                                  "first or pass --db")
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as e:
+            raise StoreError(f"cannot open database {path}: {e}", path=path) from None
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open database {path}: {e}", path=path) from None
+        configure(con, settings)
+        store = cls(con, path)
+        if not read_only:
+            store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def migrate(self) -> None:
+        ddl = files("advertisex.store").joinpath("schema.sql").read_text()
+        with self.transaction():
+            self.con.execute(ddl)
+            for source in SOURCES.values():
+                self.con.execute(_events_ddl(source))
+            row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+            if row is None or row[0] is None:
+                self.con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
+            elif row[0] > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database {self.path} has schema version {row[0]}, newer than this "
+                    f"advertisex ({SCHEMA_VERSION}); upgrade advertisex"
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or []).fetchall()
+
+
+def configure(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Session settings and the shared SQL macros."""
+    con.execute(f"SET TimeZone = '{settings.timezone}'")
+    con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
+    if settings.duckdb_threads:
+        con.execute(f"SET threads = {settings.duckdb_threads}")
+    macros = files("advertisex.pipeline").joinpath("macros.sql").read_text()
+    con.execute(macros)

@@ -1,0 +1,59 @@
+-- advertisex store: bookkeeping tables (the event tables are made from schemas/sources.py).
+
+CREATE TABLE IF NOT EXISTS schema_version (
+  version    INTEGER NOT NULL,
+  applied_at TIMESTAMP NOT NULL
+);
+
+-- Every row that was not accepted, with where it came from and why.
+CREATE TABLE IF NOT EXISTS rejects (
+  source        VARCHAR NOT NULL,   -- impressions | clicks_conversions | bid_requests
+  source_uri    VARCHAR NOT NULL,   -- file path, HTTP request id, kafka topic/partition
+  source_record BIGINT,             -- line number (text) or record index (Avro)
+  source_offset BIGINT,             -- byte offset of the record (of its block for Avro)
+  reason        VARCHAR NOT NULL,   -- one of schemas/reasons.py
+  field         VARCHAR,
+  detail        VARCHAR,
+  raw           VARCHAR,            -- the record as it arrived (Avro: as JSON)
+  context       VARCHAR,            -- what replay needs besides raw (the CSV header)
+  batch_id      BIGINT,
+  rejected_at   TIMESTAMP NOT NULL
+);
+
+-- How far each input has been committed; written in the same transaction as its rows.
+CREATE TABLE IF NOT EXISTS source_positions (
+  source_uri   VARCHAR PRIMARY KEY,
+  source       VARCHAR NOT NULL,
+  size         BIGINT,
+  mtime_ns     BIGINT,
+  "offset"     BIGINT NOT NULL,
+  record       BIGINT NOT NULL,
+  complete     BOOLEAN NOT NULL,
+  updated_at   TIMESTAMP NOT NULL
+);
+
+-- One row per committed batch: the reconciliation, kept.
+CREATE SEQUENCE IF NOT EXISTS batch_ids START 1;
+CREATE TABLE IF NOT EXISTS batches (
+  batch_id     BIGINT PRIMARY KEY,
+  source       VARCHAR NOT NULL,
+  source_uri   VARCHAR NOT NULL,
+  first_record BIGINT,
+  end_record   BIGINT,
+  received     BIGINT NOT NULL,
+  accepted     BIGINT NOT NULL,
+  rejected     BIGINT NOT NULL,
+  duplicates   BIGINT NOT NULL,
+  committed_at TIMESTAMP NOT NULL
+);
+
+-- Creatives -> campaigns -> advertisers.
+CREATE TABLE IF NOT EXISTS creatives (
+  creative_id     VARCHAR PRIMARY KEY,
+  campaign_id     VARCHAR NOT NULL,
+  advertiser_id   VARCHAR,
+  creative_name   VARCHAR,
+  campaign_name   VARCHAR,
+  advertiser_name VARCHAR,
+  loaded_at       TIMESTAMP NOT NULL
+);
