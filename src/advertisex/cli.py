@@ -278,7 +278,26 @@ def rejects(
         raise ConfigError(f"--format {output!r} is unknown; use table or json")
     with Store.open(_settings(db, config), read_only=True) as store:
         rows = list_rejects(store.con, reason=reason, limit=limit or None)
+    if output == "table":
+        rows = [
+            {
+                "id": r["reject_id"],
+                "source": r["source"],
+                "origin": f"{r['source_uri']}:{r['source_record'] or ''}",
+                "reason": r["reason"],
+                "field": r["field"],
+                "detail": _short(r["detail"]),
+                "raw": _short(r["raw"]),
+            }
+            for r in rows
+        ]
     _emit(rows, output, title="rejects")
+
+
+def _short(text: str | None, width: int = 60) -> str | None:
+    if text is None or len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
 
 
 @rejects_app.command("replay")

@@ -6,10 +6,11 @@ import os
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from advertisex.errors import ConfigError
 
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
     min_event_time: datetime = datetime(2000, 1, 1)
     # How far in the future an event may claim to be (clock skew between hosts).
     max_future_seconds: int = Field(default=3600, ge=0)
-    conversion_types: tuple[str, ...] = DEFAULT_CONVERSION_TYPES
+    conversion_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CONVERSION_TYPES
     # Memory DuckDB may use; it spills to disk beyond it.
     duckdb_memory_limit: str = "4GB"
     duckdb_threads: int = Field(default=0, ge=0)  # 0: DuckDB's own choice
@@ -77,6 +78,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings(**values)
+    except SettingsError as e:
+        raise ConfigError(f"{e}; fix the ADVX_* environment variable") from None
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "settings"

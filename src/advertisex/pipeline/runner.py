@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from advertisex.config import Settings
 from advertisex.errors import InputError
-from advertisex.formats import decode
+from advertisex.formats import Decoded, decode
 from advertisex.pipeline.extract import extract_sql, struct_raw_sql
 from advertisex.pipeline.route import route
 from advertisex.pipeline.standardize import standardize_sql
@@ -32,6 +34,29 @@ from advertisex.sources.files import FileInput, read_file_batches, sniff_file
 from advertisex.store import Store
 
 _uid = itertools.count()
+
+
+@dataclass(frozen=True)
+class Origins:
+    """Where replayed rows first came from, by their line number in the replay batch."""
+
+    lines: np.ndarray  # sorted line numbers in the replay batch
+    records: np.ndarray  # original record numbers
+    offsets: np.ndarray  # original byte offsets (-1: unknown)
+
+    def apply(self, decoded: Decoded) -> Decoded:
+        return Decoded(decoded.kind, self._remap(decoded.records), self._remap(decoded.rejects))
+
+    def _remap(self, t: pa.Table) -> pa.Table:
+        if t.num_rows == 0:
+            return t
+        at = np.searchsorted(self.lines, t.column("_record").to_numpy(zero_copy_only=False))
+        at = np.minimum(at, self.lines.size - 1)
+        offsets = self.offsets[at]
+        t = t.set_column(t.schema.get_field_index("_record"), "_record",
+                         pa.array(self.records[at], pa.int64()))
+        return t.set_column(t.schema.get_field_index("_offset"), "_offset",
+                            pa.array(offsets, pa.int64(), mask=offsets < 0))
 
 
 @dataclass
@@ -175,10 +200,22 @@ class Runner:
     # -- batches ---------------------------------------------------------------------------
 
     def process_batch(
-        self, batch: RawBatch, source: Source, fi: FileInput | None = None
+        self,
+        batch: RawBatch,
+        source: Source,
+        fi: FileInput | None = None,
+        *,
+        origins: Origins | None = None,
+        replaces: list[int] | None = None,
     ) -> SourceCounts:
-        """One batch through every stage, committed in one transaction with its position."""
+        """One batch through every stage, committed in one transaction with its position.
+
+        Replay passes `origins` (the rows' first places, which they keep) and `replaces` (the
+        reject ids the outcome takes the place of, deleted in the same transaction).
+        """
         decoded = decode(batch, self.con)
+        if origins is not None:
+            decoded = origins.apply(decoded)
         now = _now()
         rules = Rules(
             now=now,
@@ -194,6 +231,9 @@ class Runner:
         try:
             sql = batch_sql(source, decoded.kind, rel_in, decoded.records.schema, rules, now)
             with self.store.transaction():
+                if replaces:
+                    con.execute("DELETE FROM rejects WHERE reject_id IN (SELECT unnest(?))",
+                                [replaces])
                 return self._load(batch, source, fi, decoded.kind, rel_in, rel_rej, sql, now)
         finally:
             con.unregister(rel_in)
@@ -262,7 +302,8 @@ class Runner:
         context = batch.header.decode("utf-8", "replace") if batch.fmt is Format.CSV else None
         con.execute(
             f"""
-            INSERT INTO rejects
+            INSERT INTO rejects (source, source_uri, source_record, source_offset, reason, field,
+                                 detail, raw, context, batch_id, rejected_at)
             SELECT ?, ?, _record, _offset, _reason, _field, _detail, raw, ?, ?, ?
             FROM (
               SELECT b._record, b._offset, b._reason, b._field, b._detail, {raw} AS raw

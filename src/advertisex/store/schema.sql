@@ -6,7 +6,9 @@ CREATE TABLE IF NOT EXISTS schema_version (
 );
 
 -- Every row that was not accepted, with where it came from and why.
+CREATE SEQUENCE IF NOT EXISTS reject_ids START 1;
 CREATE TABLE IF NOT EXISTS rejects (
+  reject_id     BIGINT PRIMARY KEY DEFAULT nextval('reject_ids'),
   source        VARCHAR NOT NULL,   -- impressions | clicks_conversions | bid_requests
   source_uri    VARCHAR NOT NULL,   -- file path, HTTP request id, kafka topic/partition
   source_record BIGINT,             -- line number (text) or record index (Avro)
