@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from advertisex.formats.decoded import Decoded, rejects_table, tail_reject
 from advertisex.schemas.reasons import Reason
@@ -25,11 +26,17 @@ def lines_table(data: bytes, start_offset: int, first_record: int) -> pa.Table:
     text = pa.Array.from_buffers(
         pa.large_string(), starts.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
+    # Content length without the line terminator (LF or CRLF): 0 means a blank line.
+    ends = offsets[1:].copy()
+    if ends.size:
+        ends -= a[ends - 1] == 10
+        ends -= (ends > starts) & (a[np.maximum(ends - 1, 0)] == 13)
     return pa.table(
         {
             "_record": pa.array(first_record + np.arange(starts.size, dtype=np.int64)),
             "_offset": pa.array(start_offset + starts),
             "_raw": text,
+            "_len": pa.array(ends - starts),
         }
     )
 
@@ -82,4 +89,6 @@ def decode_document(batch: RawBatch, con: duckdb.DuckDBPyConnection) -> Decoded:
     records = records.cast(
         pa.schema([("_record", pa.int64()), ("_offset", pa.int64()), ("_raw", pa.large_string())])
     )
+    lengths = pa.compute.binary_length(records.column("_raw"))
+    records = records.append_column("_len", lengths.cast(pa.int64()))
     return Decoded("json", records, rejects_table(rejects))

@@ -1,26 +1,33 @@
--- Scalar helpers the stages share. Created in every processing connection.
+-- Scalar helpers the stages share. Created (as TEMP macros) in every connection.
 
--- A timestamp from epoch seconds or milliseconds, 'YYYY-MM-DD HH:MM:SS' or ISO-8601 with or
--- without an offset; naive text is read in the session's TimeZone. UTC TIMESTAMP, or NULL.
+-- A timestamp from 'YYYY-MM-DD HH:MM:SS', ISO-8601 with or without an offset, or epoch seconds
+-- or milliseconds; naive text is read in the session's TimeZone. A UTC TIMESTAMP, or NULL.
+-- The common shape is tried first: it is several times cheaper than the general cast.
 CREATE OR REPLACE TEMP MACRO advx_ts(s) AS (
   CASE
     WHEN s IS NULL THEN NULL
+    WHEN current_setting('TimeZone') = 'UTC' AND try_strptime(s, '%Y-%m-%d %H:%M:%S') IS NOT NULL
+      THEN try_strptime(s, '%Y-%m-%d %H:%M:%S')
     WHEN regexp_full_match(s, '-?[0-9]{1,15}(\.[0-9]+)?') THEN
       CASE WHEN abs(s::DOUBLE) >= 1e11
            THEN make_timestamp((s::DOUBLE * 1000)::BIGINT)
            ELSE make_timestamp((s::DOUBLE * 1000000)::BIGINT) END
-    ELSE coalesce(
-      try_strptime(s, '%Y-%m-%d %H:%M:%S') AT TIME ZONE current_setting('TimeZone') AT TIME ZONE 'UTC',
-      try_cast(s AS TIMESTAMPTZ) AT TIME ZONE 'UTC')
+    ELSE try_cast(s AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
   END
 );
 
 -- A host name from a domain or URL: lower case, no scheme, port, path, 'www.' or final dot.
-CREATE OR REPLACE TEMP MACRO advx_domain(s) AS nullif(
-  regexp_replace(
-    split_part(split_part(split_part(split_part(lower(trim(s)), '://', -1), '/', 1), '?', 1), ':', 1),
-    '^www[0-9]*\.|\.$', '', 'g'),
-  '');
+-- Plain host names (the common case) skip the URL handling.
+CREATE OR REPLACE TEMP MACRO advx_host(h) AS
+  CASE WHEN starts_with(h, 'www.') THEN h[5:] ELSE h END;
+CREATE OR REPLACE TEMP MACRO advx_domain(s) AS nullif(rtrim(
+  CASE
+    WHEN regexp_matches(s, '[/:?A-Z ]') THEN regexp_replace(
+      split_part(split_part(split_part(split_part(lower(trim(s)), '://', -1), '/', 1), '?', 1),
+                 ':', 1),
+      '^www[0-9]*\.', '')
+    ELSE advx_host(s)
+  END, '.'), '');
 
 -- A money amount as integer micros (1.5 -> 1500000).
 CREATE OR REPLACE TEMP MACRO advx_micros(x) AS CAST(round(x * 1000000) AS BIGINT);

@@ -53,5 +53,5 @@ def standardize_sql(source: Source, relation: str, ingest_time_sql: str) -> str:
         else:
             cols.append(f"c_{n} AS {n}")
     return f"""
-SELECT _record, _offset, _raw, _reason, _field, _detail, {", ".join(cols)}
+SELECT _record, _offset, _reason, _field, _detail, {", ".join(cols)}
 FROM {relation}"""

@@ -14,7 +14,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from advertisex.errors import ConfigError, InputError
-from advertisex.formats.avro import iter_avro_batches
+from advertisex.sources.avro_blocks import iter_avro_batches
 from advertisex.sources.batch import Format, RawBatch
 
 _EXT_FORMAT = {
