@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from advertisex.errors import InputError
-from advertisex.store import Store
+from advertisex.store import Store, one
 
 _COLUMNS = (
     "creative_id",
@@ -49,9 +49,9 @@ def load_creatives(store: Store, path: Path) -> tuple[int, int]:
             f"CREATE OR REPLACE TEMP TABLE _dims AS SELECT {select} FROM {reader}(?{opts})",
             [str(path)],
         )
-        row = con.execute(
+        row = one(con, 
             "SELECT count(*) FILTER (creative_id IS NULL OR campaign_id IS NULL) FROM _dims"
-        ).fetchone()
+        )
         skipped = int(row[0]) if row else 0
         con.execute(
             f"""
@@ -62,8 +62,8 @@ def load_creatives(store: Store, path: Path) -> tuple[int, int]:
             """,
             [now],
         )
-        row = con.execute(
+        row = one(con, 
             "SELECT count(*) FROM _dims WHERE creative_id IS NOT NULL AND campaign_id IS NOT NULL"
-        ).fetchone()
+        )
         con.execute("DROP TABLE _dims")
     return (int(row[0]) if row else 0), skipped

@@ -68,23 +68,27 @@ def decode_document(batch: RawBatch, con: duckdb.DuckDBPyConnection) -> Decoded:
         return Decoded("json", lines_table(b"", 0, 1), rejects_table(rejects))
     text = batch.data.decode("utf-8", errors="replace").lstrip("\ufeff")
     doc = pa.table({"doc": pa.array([text], pa.large_string())})
-    valid, kind = con.execute(
+    # A relation has no fetchone() in DuckDB 2, and a half-read execute() result blocks the
+    # next register() on the connection: read the one row whole.
+    rows = con.sql(
         "SELECT json_valid(doc), CASE WHEN json_valid(doc) THEN json_type(doc) END FROM doc"
-    ).fetchone() or (False, None)
+    ).fetchall()
+    valid, kind = rows[0] if rows else (False, None)
     if not valid:
         rejects.append(
             (1, batch.start_offset, text, Reason.MALFORMED_JSON, None, "not a valid JSON document")
         )
         return Decoded("json", lines_table(b"", 0, 1), rejects_table(rejects))
     if kind == "ARRAY":
-        records = con.execute(
+        records = con.sql(
             "SELECT (row_number() OVER ())::BIGINT AS _record, NULL::BIGINT AS _offset, "
             "e::VARCHAR AS _raw FROM (SELECT unnest(json_extract(doc, '$[*]')) AS e FROM doc)"
         ).to_arrow_table()
     else:
-        records = con.execute(
-            "SELECT 1::BIGINT AS _record, ?::BIGINT AS _offset, json(doc)::VARCHAR AS _raw FROM doc",
-            [batch.start_offset],
+        records = con.sql(
+            "SELECT 1::BIGINT AS _record, $offset::BIGINT AS _offset, json(doc)::VARCHAR AS _raw "
+            "FROM doc",
+            params={"offset": batch.start_offset},
         ).to_arrow_table()
     records = records.cast(
         pa.schema([("_record", pa.int64()), ("_offset", pa.int64()), ("_raw", pa.large_string())])

@@ -31,7 +31,7 @@ from advertisex.schemas.reasons import Reason
 from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.batch import Format, RawBatch
 from advertisex.sources.files import FileInput, read_file_batches, sniff_file
-from advertisex.store import Store
+from advertisex.store import Store, one
 
 _uid = itertools.count()
 
@@ -155,11 +155,11 @@ class Runner:
         force: bool = False,
         on_batch: Progress | None = None,
     ) -> None:
-        pos = self.con.execute(
+        pos = one(self.con, 
             'SELECT size, mtime_ns, "offset", record, complete FROM source_positions '
             "WHERE source_uri = ?",
             [fi.uri],
-        ).fetchone()
+        )
         resume_offset = resume_record = 0
         if pos is not None and not force:
             size, mtime_ns, offset, record, complete = pos
@@ -234,7 +234,8 @@ class Runner:
                 if replaces:
                     con.execute("DELETE FROM rejects WHERE reject_id IN (SELECT unnest(?))",
                                 [replaces])
-                return self._load(batch, source, fi, decoded.kind, rel_in, rel_rej, sql, now)
+                return self._load(batch, source, fi, decoded.kind, rel_in, rel_rej, sql, now,
+                                  decoded.records.schema)
         finally:
             con.unregister(rel_in)
             con.unregister(rel_rej)
@@ -249,15 +250,16 @@ class Runner:
         rel_rej: str,
         sql: str,
         now: datetime,
+        schema: pa.Schema,
     ) -> SourceCounts:
         con = self.con
-        row = con.execute("SELECT nextval('batch_ids')").fetchone()
+        row = one(con, "SELECT nextval('batch_ids')")
         assert row is not None
         batch_id = int(row[0])
         con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
-        lo, hi = con.execute(
+        lo, hi = one(con, 
             "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
-        ).fetchone() or (None, None)
+        ) or (None, None)
         cols = source.store_columns()
         col_list = ", ".join(cols)
         counts = SourceCounts()
@@ -270,7 +272,7 @@ class Runner:
                 "WHERE _reason IS NULL "
                 "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _record) > 1"
             )
-            inserted = con.execute(
+            inserted = one(con, 
                 f"""
                 INSERT INTO {source.table}
                 SELECT {col_list}, ?, _record, _offset, ?, ?
@@ -281,7 +283,7 @@ class Runner:
                 WHERE _reason IS NULL
                 """,
                 [batch.uri, batch_id, now, lo - window, hi + window],
-            ).fetchone()
+            )
             con.execute("DROP TABLE _advx_dups")
             counts.accepted = int(inserted[0]) if inserted else 0
         by_reason = con.execute(
@@ -302,7 +304,7 @@ class Runner:
 
         # Raw text is fetched for the rejected rows only, from the batch's input.
         if kind == "struct":
-            raw_sql = struct_raw_sql(rel_in, _schema(con, rel_in))
+            raw_sql = struct_raw_sql(rel_in, schema)
         else:
             raw_sql = f"SELECT _record, rtrim(_raw, chr(13) || chr(10)) AS _raw FROM {rel_in}"
         raw = "r._raw"
@@ -349,10 +351,6 @@ def batch_sql(
     standardized = standardize_sql(source, "validated", ingest_time)
     return (f"WITH extracted AS ({extracted}), validated AS ({validated}) "
             f"SELECT * FROM ({standardized})")
-
-
-def _schema(con: duckdb.DuckDBPyConnection, relation: str) -> Any:
-    return con.execute(f"SELECT * FROM {relation} LIMIT 0").to_arrow_table().schema
 
 
 def _now() -> datetime:

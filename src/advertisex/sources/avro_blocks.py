@@ -134,7 +134,7 @@ def iter_avro_batches(
         f.seek(offset)
         tail = f.read(256)
     yield _batch(uri, header, parts, blocks, batch_start, first_record, offset, record,
-                 tail=tail, detail=problem)
+                 tail=tail, detail=problem, final=True)
 
 
 def _batch(
@@ -148,11 +148,12 @@ def _batch(
     end_record: int,
     tail: bytes | None = None,
     detail: str = "",
+    final: bool = False,
 ) -> RawBatch:
     return RawBatch(
         uri, Format.AVRO, b"".join(parts), start, first_record, end, end_record,
         header=header, truncated_tail=tail, truncation_detail=detail,
-        final=tail is not None or not parts, blocks=tuple(
+        final=final, blocks=tuple(
             (b.offset, b.count, b.start, b.length) for b in blocks
         ),
     )

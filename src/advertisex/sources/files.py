@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import json
 import glob
 import os
 import zlib
@@ -29,6 +30,7 @@ _EXT_FORMAT = {
 _COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2"}
 _SKIP_NAMES = {".DS_Store"}
 _READ = 4 * 1024 * 1024
+_MAX_DOCUMENT = 16 * 1024 * 1024  # larger JSON must be NDJSON or an array
 
 
 @dataclass(frozen=True)
@@ -345,39 +347,20 @@ def _csv_boundary(buf: bytes, *, first: bool) -> int:
 
 
 def _is_json_document(buf: bytes, reader: _DecompressingReader) -> bool:
-    """True when the text is one JSON document (an array, or an object over many lines)."""
+    """True when the text is one JSON document (an array, or one value over many lines)."""
     s = buf.lstrip(b"\xef\xbb\xbf \t\r\n")
     if s.startswith(b"["):
         return True
-    if not s.startswith(b"{"):
+    if not s.startswith(b"{") or b"\n" not in s.rstrip():
         return False
-    first_line = s.split(b"\n", 1)[0].strip()
-    # NDJSON's first line is a whole object; a pretty-printed document's is not.
-    return not (first_line.endswith(b"}") and first_line.count(b"{") >= 1
-                and _balanced(first_line))
-
-
-def _balanced(line: bytes) -> bool:
-    depth = 0
-    in_str = False
-    esc = False
-    for ch in line:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == 92:
-                esc = True
-            elif ch == 34:
-                in_str = False
-        elif ch == 34:
-            in_str = True
-        elif ch in (123, 91):
-            depth += 1
-        elif ch in (125, 93):
-            depth -= 1
-            if depth == 0:
-                return True
-    return False
+    # NDJSON (even with a broken first line) is not one value; a pretty-printed object is.
+    if len(s) > _MAX_DOCUMENT:
+        return False
+    try:
+        json.loads(s)
+    except ValueError:
+        return False
+    return True
 
 
 def file_identity(path: Path) -> tuple[int, int]:

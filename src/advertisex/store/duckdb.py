@@ -89,7 +89,7 @@ class Store:
             self.con.execute(ddl)
             for source in SOURCES.values():
                 self.con.execute(_events_ddl(source))
-            row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+            row = one(self.con, "SELECT max(version) FROM schema_version")
             if row is None or row[0] is None:
                 self.con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
             elif row[0] > SCHEMA_VERSION:
@@ -110,6 +110,16 @@ class Store:
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first row of a query, reading the result to its end.
+
+    DuckDB 2 refuses new work on a connection whose last result was only partly fetched, so
+    `fetchone()` on a query that returns rows would block the next statement.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
 
 
 def configure(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:

@@ -1,0 +1,60 @@
+"""Shared fixtures: a fresh store per test, the CLI, the shared real-world test vectors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from advertisex.cli import app
+from advertisex.config import Settings, load_settings
+from advertisex.pipeline import IngestReport, Runner
+from advertisex.sources.files import expand_paths
+from advertisex.store import Store
+
+TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
+
+
+@pytest.fixture
+def testdata() -> Path:
+    if not TESTDATA.is_dir():
+        pytest.fail(f"shared test vectors missing at {TESTDATA}; check out shared/ beside the repo")
+    return TESTDATA
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(db=tmp_path / "store.duckdb")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    with Store.open(settings) as s:
+        yield s
+
+
+def ingest(store: Store, settings: Settings, *paths: Path, **kw: Any) -> IngestReport:
+    return Runner(store, settings).ingest_paths(expand_paths([str(p) for p in paths]), **kw)
+
+
+class Cli:
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, db: bool = True) -> Any:
+        argv = list(args) + (["--db", str(self.db)] if db else [])
+        return self.runner.invoke(app, argv, catch_exceptions=False)
+
+    def json(self, *args: str) -> Any:
+        result = self(*args)
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "cli.duckdb")
