@@ -57,13 +57,18 @@ def plain_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except ConfigError as e:
-            err.print(f"error: {e.message}", highlight=False, markup=False)
+            _say(f"error: {e.message}")
             raise typer.Exit(2) from None
         except AdvertisexError as e:
-            err.print(f"error: {e.message}", highlight=False, markup=False)
+            _say(f"error: {e.message}")
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _say(line: str) -> None:
+    """One unwrapped line on stderr (rich would fold it to the terminal width)."""
+    sys.stderr.write(line + "\n")
 
 
 def _settings(db: Path | None, config: Path | None, **more: Any) -> Settings:
@@ -178,7 +183,7 @@ def _print_reconciliation(report: Any) -> None:
     out.print(f"files read: {report.files_read}, skipped as already ingested: "
               f"{len(report.files_skipped)}, unreadable: {len(report.files_failed)}")
     for path, message in report.files_failed:
-        err.print(f"cannot read {path}: {message}", highlight=False, markup=False)
+        _say(f"cannot read {path}: {message}")
 
 
 @app.command()

@@ -1,0 +1,5 @@
+"""`python -m advertisex`: the command line."""
+
+from advertisex.cli import main
+
+main()
