@@ -46,7 +46,8 @@ def run_ingest(db: Path, paths: list[Path]) -> dict[str, object]:
         p.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-c", RUN_ONE, str(db), *map(str, paths)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
@@ -88,12 +89,16 @@ def orm_baseline(lines: list[bytes], db: Path) -> float:
             except (ValueError, KeyError):
                 continue
             price = rec.get("price")
-            session.add(Impression(
-                event_id=str(rec.get("impression_id")), event_time=ts,
-                user_id=str(rec["user_id"]), creative_id=str(rec["creative_id"]),
-                site=rec.get("website"),
-                price_micros=round(price * 1e6) if isinstance(price, float) else None,
-            ))
+            session.add(
+                Impression(
+                    event_id=str(rec.get("impression_id")),
+                    event_time=ts,
+                    user_id=str(rec["user_id"]),
+                    creative_id=str(rec["creative_id"]),
+                    site=rec.get("website"),
+                    price_micros=round(price * 1e6) if isinstance(price, float) else None,
+                )
+            )
         session.commit()
     elapsed = time.perf_counter() - t0
     engine.dispose()
@@ -132,25 +137,46 @@ def main() -> None:
     if not (data / "truth.json").exists():
         shutil.rmtree(data, ignore_errors=True)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "advertisex", "generate", str(data),
-                        "--impressions", str(args.impressions), "--clicks", str(args.clicks),
-                        "--bid-requests", str(args.bids), "--days", "3", "--seed", "42"],
-                       check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "advertisex",
+                "generate",
+                str(data),
+                "--impressions",
+                str(args.impressions),
+                "--clicks",
+                str(args.clicks),
+                "--bid-requests",
+                str(args.bids),
+                "--days",
+                "3",
+                "--seed",
+                "42",
+            ],
+            check=True,
+        )
         print(f"generated in {time.perf_counter() - t0:.1f} s")
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     results = {}
-    for name, folder in (("impressions (NDJSON)", "impressions"),
-                         ("clicks/conversions (CSV)", "clicks"),
-                         ("bid requests (Avro)", "bid_requests")):
+    for name, folder in (
+        ("impressions (NDJSON)", "impressions"),
+        ("clicks/conversions (CSV)", "clicks"),
+        ("bid requests (Avro)", "bid_requests"),
+    ):
         r = run_ingest(out / f"{folder}.duckdb", [data / "data" / folder])
         report = r["report"]["sources"]  # type: ignore[index]
         received = sum(s["received"] for s in report.values())
         rate = received / r["elapsed"]  # type: ignore[operator]
         results[folder] = rate
-        print(f"{name:26s} {received:>10,} events in {r['elapsed']:6.2f} s = "
-              f"{rate:>10,.0f} events/s, peak RSS {r['peak_rss_mb']:,.0f} MB")
+        print(
+            f"{name:26s} {received:>10,} events in {r['elapsed']:6.2f} s = "
+            f"{rate:>10,.0f} events/s, peak RSS {r['peak_rss_mb']:,.0f} MB"
+        )
 
     # Memory bounded by the batch, not the file: one file, then the same content 4x.
     imp_files = sorted((data / "data" / "impressions").glob("*.ndjson*"))
@@ -161,17 +187,25 @@ def main() -> None:
     with four.open("wb") as f:
         for k in range(4):
             # distinct ids per copy, so the 4x file is 4x the work, not 3x duplicates
-            f.write(b"".join(line.replace(b'"impression_id":"', f'"impression_id":"{k}-'.encode())
-                             for line in base))
+            f.write(
+                b"".join(
+                    line.replace(b'"impression_id":"', f'"impression_id":"{k}-'.encode())
+                    for line in base
+                )
+            )
     m1 = run_ingest(out / "mem1x.duckdb", [one])
     m4 = run_ingest(out / "mem4x.duckdb", [four])
-    print(f"peak RSS, {one.stat().st_size / 1e6:,.0f} MB file: {m1['peak_rss_mb']:,.0f} MB; "
-          f"4x file: {m4['peak_rss_mb']:,.0f} MB "
-          f"(ratio {m4['peak_rss_mb'] / m1['peak_rss_mb']:.2f})")  # type: ignore[operator]
+    print(
+        f"peak RSS, {one.stat().st_size / 1e6:,.0f} MB file: {m1['peak_rss_mb']:,.0f} MB; "
+        f"4x file: {m4['peak_rss_mb']:,.0f} MB "
+        f"(ratio {m4['peak_rss_mb'] / m1['peak_rss_mb']:.2f})"
+    )  # type: ignore[operator]
 
     orm_rate = orm_baseline(base[: args.orm_rows], out / "orm.sqlite")
-    print(f"row-at-a-time ORM (SQLAlchemy session.add, SQLite), {args.orm_rows:,} impressions: "
-          f"{orm_rate:,.0f} events/s; advertisex NDJSON is {results['impressions'] / orm_rate:.0f}x")
+    print(
+        f"row-at-a-time ORM (SQLAlchemy session.add, SQLite), {args.orm_rows:,} impressions: "
+        f"{orm_rate:,.0f} events/s; advertisex NDJSON is {results['impressions'] / orm_rate:.0f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -107,8 +107,16 @@ def generate(
             first = date.fromisoformat(start)
         except ValueError:
             raise ConfigError(f"--start {start!r} is not a date; use YYYY-MM-DD") from None
-    truth = run(out_dir, impressions=impressions, days=days, seed=seed, faults=faults,
-                start=first, clicks=clicks, bid_requests=bid_requests)
+    truth = run(
+        out_dir,
+        impressions=impressions,
+        days=days,
+        seed=seed,
+        faults=faults,
+        start=first,
+        clicks=clicks,
+        bid_requests=bid_requests,
+    )
     for name, s in truth["sources"].items():
         err.print(f"{name}: {s['received']:,} records ({s['valid']:,} valid)")
     err.print(f"wrote {out_dir} (truth in {out_dir / 'truth.json'})")
@@ -143,9 +151,14 @@ def ingest(
         runner = Runner(store, settings)
         show = progress and err.is_terminal
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(),
-            console=err, disable=not show, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rows]:,} rows"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not show,
+            transient=True,
         ) as bar:
             task = bar.add_task("files", total=len(files), rows=0)
             rows = 0
@@ -161,8 +174,9 @@ def ingest(
                 rows += n
                 bar.update(task, rows=rows)
 
-            report = runner.ingest_paths(files, force=force, source=source, fmt=fmt,
-                                         on_file=on_file, on_batch=on_batch)
+            report = runner.ingest_paths(
+                files, force=force, source=source, fmt=fmt, on_file=on_file, on_batch=on_batch
+            )
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
@@ -174,14 +188,24 @@ def ingest(
 def _print_reconciliation(report: Any) -> None:
     table = Table(title="received = accepted + rejected + duplicates")
     for col in ("source", "received", "accepted", "rejected", "duplicates", "rejected by reason"):
-        table.add_column(col, justify="left" if col in ("source", "rejected by reason") else "right")
+        table.add_column(
+            col, justify="left" if col in ("source", "rejected by reason") else "right"
+        )
     for name, c in report.sources.items():
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(c.rejected_by_reason.items()))
-        table.add_row(name, f"{c.received:,}", f"{c.accepted:,}", f"{c.rejected:,}",
-                      f"{c.duplicates:,}", reasons)
+        table.add_row(
+            name,
+            f"{c.received:,}",
+            f"{c.accepted:,}",
+            f"{c.rejected:,}",
+            f"{c.duplicates:,}",
+            reasons,
+        )
     out.print(table)
-    out.print(f"files read: {report.files_read}, skipped as already ingested: "
-              f"{len(report.files_skipped)}, unreadable: {len(report.files_failed)}")
+    out.print(
+        f"files read: {report.files_read}, skipped as already ingested: "
+        f"{len(report.files_skipped)}, unreadable: {len(report.files_failed)}"
+    )
     for path, message in report.files_failed:
         _say(f"cannot read {path}: {message}")
 
@@ -191,8 +215,9 @@ def _print_reconciliation(report: Any) -> None:
 def report(
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,
-    by: list[str] = typer.Option(["campaign"], help="campaign, advertiser, creative, site, "
-                                 "hour or day; repeat for several."),
+    by: list[str] = typer.Option(
+        ["campaign"], help="campaign, advertiser, creative, site, hour or day; repeat for several."
+    ),
     start: str | None = typer.Option(None, "--from", help="From this time (inclusive)."),
     end: str | None = typer.Option(None, "--to", help="Until this time (exclusive)."),
     output: str = typer.Option("table", "--format", help="table, json or csv."),
@@ -206,8 +231,9 @@ def report(
     groups = [g.strip() for item in by for g in item.split(",") if g.strip()]
     settings = _settings(db, config)
     with Store.open(settings, read_only=True) as store:
-        rows = campaign_report(store.con, groups, _parse_time(start, "--from"),
-                               _parse_time(end, "--to"))
+        rows = campaign_report(
+            store.con, groups, _parse_time(start, "--from"), _parse_time(end, "--to")
+        )
     _emit(rows, output)
 
 

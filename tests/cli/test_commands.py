@@ -15,12 +15,19 @@ import pytest
 
 from tests.conftest import Cli
 
-IMP = '{{"impression_id": "i{i}", "creative_id": {c}, "user_id": {u}, "timestamp": "2023-11-01 {h:02d}:00:00", "website": "www.site{s}.com"}}'
+IMP = (
+    '{{"impression_id": "i{i}", "creative_id": {c}, "user_id": {u}, '
+    '"timestamp": "2023-11-01 {h:02d}:00:00", "website": "www.site{s}.com"}}'
+)
 
 
 def write_impressions(path: Path, n: int, start: int = 0) -> Path:
-    path.write_text("\n".join(IMP.format(i=i, c=i % 3, u=i % 50, h=i % 24, s=i % 4)
-                              for i in range(start, start + n)) + "\n")
+    path.write_text(
+        "\n".join(
+            IMP.format(i=i, c=i % 3, u=i % 50, h=i % 24, s=i % 4) for i in range(start, start + n)
+        )
+        + "\n"
+    )
     return path
 
 
@@ -31,8 +38,13 @@ def test_ingest_json_reconciliation_shape_and_exit_codes(tmp_path: Path, cli: Cl
     doc = json.loads(result.stdout)
     assert set(doc["sources"]) == {"impressions", "clicks_conversions", "bid_requests"}
     for counts in doc["sources"].values():
-        assert set(counts) >= {"received", "accepted", "rejected", "duplicates",
-                               "rejected_by_reason"}
+        assert set(counts) >= {
+            "received",
+            "accepted",
+            "rejected",
+            "duplicates",
+            "rejected_by_reason",
+        }
     assert doc["sources"]["impressions"]["accepted"] == 10
 
     (tmp_path / "bad.ndjson").write_text("{oops\n")
@@ -54,7 +66,10 @@ def test_user_mistakes_get_one_plain_line(tmp_path: Path, cli: Cli) -> None:
 
     missing_file = cli("ingest", str(tmp_path / "absent.json"))
     assert missing_file.exit_code == 2
-    assert missing_file.stderr.strip() == f"error: {tmp_path / 'absent.json'} does not exist; check the path"
+    assert (
+        missing_file.stderr.strip()
+        == f"error: {tmp_path / 'absent.json'} does not exist; check the path"
+    )
 
     bad_source = cli("ingest", str(tmp_path), "--source", "pixels")
     assert bad_source.exit_code == 2
@@ -71,36 +86,56 @@ def test_report_json_keys_and_dimension_join(tmp_path: Path, cli: Cli) -> None:
         "2023-11-01 10:00:05,1,c-A,click\n2023-11-01 10:00:06,2,c-A,click\n"
         "2023-11-01 10:00:07,2,c-A,purchase\n"
     )
-    (tmp_path / "dims.csv").write_text("creative_id,campaign_id,advertiser_id\n0,c-A,adv\n1,c-A,adv\n2,c-B,adv\n")
+    (tmp_path / "dims.csv").write_text(
+        "creative_id,campaign_id,advertiser_id\n0,c-A,adv\n1,c-A,adv\n2,c-B,adv\n"
+    )
     assert cli("dims", "load", str(tmp_path / "dims.csv")).exit_code == 0
     assert cli("ingest", str(tmp_path / "imp.ndjson"), str(tmp_path / "clicks.csv")).exit_code == 0
 
     rows = cli.json("report", "--by", "campaign", "--format", "json")
-    assert all(set(r) == {"campaign_id", "impressions", "clicks", "conversions", "ctr", "cvr"}
-               for r in rows)
+    assert all(
+        set(r) == {"campaign_id", "impressions", "clicks", "conversions", "ctr", "cvr"}
+        for r in rows
+    )
     by = {r["campaign_id"]: r for r in rows}
     assert by["c-A"]["impressions"] == 40 and by["c-B"]["impressions"] == 20
     assert (by["c-A"]["clicks"], by["c-A"]["conversions"]) == (2, 1)
     assert by["c-A"]["ctr"] == pytest.approx(2 / 40) and by["c-A"]["cvr"] == pytest.approx(0.5)
 
-    hours = cli.json("report", "--by", "hour", "--from", "2023-11-01T10:00", "--to",
-                     "2023-11-01T12:00", "--format", "json")
+    hours = cli.json(
+        "report",
+        "--by",
+        "hour",
+        "--from",
+        "2023-11-01T10:00",
+        "--to",
+        "2023-11-01T12:00",
+        "--format",
+        "json",
+    )
     assert [(r["hour"], r["impressions"]) for r in hours] == [
-        ("2023-11-01T10:00:00", 3), ("2023-11-01T11:00:00", 3)
+        ("2023-11-01T10:00:00", 3),
+        ("2023-11-01T11:00:00", 3),
     ]
     csv_out = cli("report", "--by", "site", "--format", "csv").stdout.splitlines()
     assert csv_out[0] == "site,impressions,clicks,conversions,ctr,cvr"
     assert sorted(line.split(",")[0] for line in csv_out[1:])[:4] == [
-        "", "site0.com", "site1.com", "site2.com"
+        "",
+        "site0.com",
+        "site1.com",
+        "site2.com",
     ]
 
 
 def test_rejects_listing_and_replay_from_the_cli(tmp_path: Path, cli: Cli) -> None:
-    (tmp_path / "e.csv").write_text("timestamp,user_id,campaign_id,conversion_type\n"
-                                    "2023-11-01 10:00:05,1,c,refund\n")
+    (tmp_path / "e.csv").write_text(
+        "timestamp,user_id,campaign_id,conversion_type\n2023-11-01 10:00:05,1,c,refund\n"
+    )
     assert cli("ingest", str(tmp_path / "e.csv")).exit_code == 3
     listed = cli.json("rejects", "--format", "json", "--reason", "unknown_conversion_type")
-    assert [(r["source_record"], r["raw"]) for r in listed] == [(2, "2023-11-01 10:00:05,1,c,refund")]
+    assert [(r["source_record"], r["raw"]) for r in listed] == [
+        (2, "2023-11-01 10:00:05,1,c,refund")
+    ]
     still = cli("rejects", "replay")
     assert still.exit_code == 3
     os.environ["ADVX_CONVERSION_TYPES"] = "click,refund"
@@ -118,8 +153,11 @@ def _table_contents(db: Path) -> dict[str, list[tuple[object, ...]]]:
     try:
         out = {}
         for table in ("impressions", "rejects"):
-            cols = "event_id, event_time, user_id, source_uri, source_record" if table == "impressions" \
+            cols = (
+                "event_id, event_time, user_id, source_uri, source_record"
+                if table == "impressions"
                 else "source_uri, source_record, reason, raw"
+            )
             out[table] = con.execute(f"SELECT {cols} FROM {table} ORDER BY ALL").fetchall()
         return out
     finally:
@@ -131,12 +169,23 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path: Pat
     data = tmp_path / "data"
     data.mkdir()
     for f in range(4):
-        lines = [IMP.format(i=f * 100_000 + i, c=i % 3, u=i % 500, h=i % 24, s=i % 7)
-                 for i in range(100_000)]
+        lines = [
+            IMP.format(i=f * 100_000 + i, c=i % 3, u=i % 500, h=i % 24, s=i % 7)
+            for i in range(100_000)
+        ]
         lines[500] = "{broken"
         (data / f"imp{f}.ndjson").write_text("\n".join(lines) + "\n")
-    cmd = [sys.executable, "-m", "advertisex", "ingest", str(data), "--batch-mb", "1",
-           "--no-progress", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "advertisex",
+        "ingest",
+        str(data),
+        "--batch-mb",
+        "1",
+        "--no-progress",
+        "--json",
+    ]
 
     clean = tmp_path / "clean.duckdb"
     started = time.perf_counter()
@@ -146,16 +195,18 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path: Pat
     # DuckDB locks the file against readers while the writer runs, so progress cannot be
     # polled: kill at 60 % of an uninterrupted run, well after the first commits.
     killed = tmp_path / "killed.duckdb"
-    proc = subprocess.Popen([*cmd, "--db", str(killed)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, "--db", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(duration * 0.6)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     partial = _table_contents(killed)
     assert 0 < len(partial["impressions"]) < 399_996
 
-    rerun = subprocess.run([*cmd, "--db", str(killed)], check=False, capture_output=True,
-                           timeout=300)
+    rerun = subprocess.run(
+        [*cmd, "--db", str(killed)], check=False, capture_output=True, timeout=300
+    )
     assert rerun.returncode == 3  # the broken lines are rejects
     assert _table_contents(killed) == _table_contents(clean)
     assert len(_table_contents(clean)["rejects"]) == 4

@@ -23,13 +23,39 @@ SEED_BID_SCHEMA = {
     "type": "record",
     "name": "BidRequest",
     "fields": [
-        {"name": "user_info", "type": {"type": "record", "name": "UserInfo", "fields": [
-            {"name": "user_id", "type": "int"}, {"name": "location", "type": "string"}]}},
-        {"name": "auction_details", "type": {"type": "record", "name": "AuctionDetails",
-                                             "fields": [
-            {"name": "auction_id", "type": "string"}, {"name": "bid_amount", "type": "double"}]}},
-        {"name": "ad_targeting", "type": {"type": "record", "name": "AdTargeting", "fields": [
-            {"name": "creative_id", "type": "int"}, {"name": "website", "type": "string"}]}},
+        {
+            "name": "user_info",
+            "type": {
+                "type": "record",
+                "name": "UserInfo",
+                "fields": [
+                    {"name": "user_id", "type": "int"},
+                    {"name": "location", "type": "string"},
+                ],
+            },
+        },
+        {
+            "name": "auction_details",
+            "type": {
+                "type": "record",
+                "name": "AuctionDetails",
+                "fields": [
+                    {"name": "auction_id", "type": "string"},
+                    {"name": "bid_amount", "type": "double"},
+                ],
+            },
+        },
+        {
+            "name": "ad_targeting",
+            "type": {
+                "type": "record",
+                "name": "AdTargeting",
+                "fields": [
+                    {"name": "creative_id", "type": "int"},
+                    {"name": "website", "type": "string"},
+                ],
+            },
+        },
     ],
 }
 
@@ -59,19 +85,23 @@ def test_seed_examples_are_accepted_exactly_as_written(
     (tmp_path / "clicks.csv").write_text(SEED_CLICKS)
     write_bids(tmp_path / "bids.avro", [seed_bid("a-1")])
 
-    report = ingest(store, settings, tmp_path / "imp.json", tmp_path / "clicks.csv",
-                    tmp_path / "bids.avro")
+    report = ingest(
+        store, settings, tmp_path / "imp.json", tmp_path / "clicks.csv", tmp_path / "bids.avro"
+    )
 
     for name in ("impressions", "clicks_conversions", "bid_requests"):
         c = report.sources[name]
         assert (c.received, c.accepted, c.rejected, c.duplicates) == (1, 1, 0, 0), name
-    assert rows(store, "SELECT user_id, creative_id, site, event_time::VARCHAR FROM impressions") \
-        == [("101", "1", "example.com", "2023-11-01 10:00:00")]
+    assert rows(
+        store, "SELECT user_id, creative_id, site, event_time::VARCHAR FROM impressions"
+    ) == [("101", "1", "example.com", "2023-11-01 10:00:00")]
     assert rows(store, "SELECT user_id, campaign_id, event_type FROM clicks_conversions") == [
         ("101", "7", "click")
     ]
-    assert rows(store, "SELECT event_id, user_id, creative_id, site, country, bid_amount_micros "
-                       "FROM bid_requests") == [("a-1", "101", "1", "example.com", "US", 1_250_000)]
+    assert rows(
+        store,
+        "SELECT event_id, user_id, creative_id, site, country, bid_amount_micros FROM bid_requests",
+    ) == [("a-1", "101", "1", "example.com", "US", 1_250_000)]
 
 
 def test_timestamps_in_every_accepted_shape_become_utc(
@@ -100,17 +130,31 @@ def test_timestamps_in_every_accepted_shape_become_utc(
 def test_every_bad_row_is_quarantined_with_reason_origin_and_raw_text(
     tmp_path: Path, store: Store, settings: Settings
 ) -> None:
-    good = {"impression_id": "ok", "creative_id": 1, "user_id": 1, "timestamp": "2023-11-01 10:00:00"}
+    good = {
+        "impression_id": "ok",
+        "creative_id": 1,
+        "user_id": 1,
+        "timestamp": "2023-11-01 10:00:00",
+    }
     bad = [
         ("{not json", "malformed_json", None),
         ("[1, 2]", "not_an_object", None),
         (json.dumps({**good, "impression_id": "x1", "user_id": None}), "missing_field", "user_id"),
-        (json.dumps({**good, "impression_id": "x2", "timestamp": "soon"}), "invalid_timestamp",
-         "event_time"),
-        (json.dumps({**good, "impression_id": "x3", "timestamp": "1999-12-31 23:59:59"}),
-         "timestamp_out_of_range", "event_time"),
-        (json.dumps({**good, "impression_id": "x4", "timestamp": "2099-01-01 00:00:00"}),
-         "timestamp_in_future", "event_time"),
+        (
+            json.dumps({**good, "impression_id": "x2", "timestamp": "soon"}),
+            "invalid_timestamp",
+            "event_time",
+        ),
+        (
+            json.dumps({**good, "impression_id": "x3", "timestamp": "1999-12-31 23:59:59"}),
+            "timestamp_out_of_range",
+            "event_time",
+        ),
+        (
+            json.dumps({**good, "impression_id": "x4", "timestamp": "2099-01-01 00:00:00"}),
+            "timestamp_in_future",
+            "event_time",
+        ),
         (json.dumps({**good, "impression_id": "x5", "price": "free"}), "invalid_value", "price"),
     ]
     text = json.dumps(good) + "\n\n" + "\n".join(line for line, _, _ in bad) + "\n"
@@ -119,7 +163,9 @@ def test_every_bad_row_is_quarantined_with_reason_origin_and_raw_text(
     c = ingest(store, settings, tmp_path / "imp.ndjson").sources["impressions"]
 
     assert (c.received, c.accepted, c.rejected, c.duplicates) == (8, 1, 7, 0)
-    got = rows(store, "SELECT source_record, reason, field, raw FROM rejects ORDER BY source_record")
+    got = rows(
+        store, "SELECT source_record, reason, field, raw FROM rejects ORDER BY source_record"
+    )
     # Line 2 is blank: neither received nor rejected; the bad rows start on line 3.
     assert got == [(n + 3, reason, field, line) for n, (line, reason, field) in enumerate(bad)]
     offsets = rows(store, "SELECT source_offset FROM rejects ORDER BY source_record")
@@ -139,12 +185,18 @@ def test_clicks_csv_contract(tmp_path: Path, store: Store, settings: Settings) -
     c = ingest(store, settings, tmp_path / "events.csv").sources["clicks_conversions"]
     assert (c.received, c.accepted, c.rejected) == (6, 2, 4)
     assert dict(c.rejected_by_reason) == {
-        "unknown_conversion_type": 1, "missing_field": 1, "malformed_csv": 1, "invalid_value": 1
+        "unknown_conversion_type": 1,
+        "missing_field": 1,
+        "malformed_csv": 1,
+        "invalid_value": 1,
     }
-    assert rows(store, "SELECT event_type, value_micros FROM clicks_conversions ORDER BY event_time") \
-        == [("click", None), ("purchase", 12_500_000)]
+    assert rows(
+        store, "SELECT event_type, value_micros FROM clicks_conversions ORDER BY event_time"
+    ) == [("click", None), ("purchase", 12_500_000)]
     assert rows(store, "SELECT source_record, reason FROM rejects ORDER BY source_record") == [
-        (4, "unknown_conversion_type"), (5, "missing_field"), (6, "malformed_csv"),
+        (4, "unknown_conversion_type"),
+        (5, "missing_field"),
+        (6, "malformed_csv"),
         (7, "invalid_value"),
     ]
 
@@ -153,8 +205,14 @@ def test_reingesting_adds_nothing_and_overlap_adds_only_new(
     tmp_path: Path, store: Store, settings: Settings
 ) -> None:
     def imp(i: int) -> str:
-        return json.dumps({"impression_id": f"i{i}", "creative_id": 1, "user_id": i,
-                           "timestamp": "2023-11-01 10:00:00"})
+        return json.dumps(
+            {
+                "impression_id": f"i{i}",
+                "creative_id": 1,
+                "user_id": i,
+                "timestamp": "2023-11-01 10:00:00",
+            }
+        )
 
     (tmp_path / "a.ndjson").write_text("\n".join(imp(i) for i in range(10)) + "\n")
     (tmp_path / "b.ndjson").write_text("\n".join(imp(i) for i in range(5, 15)) + "\n")
@@ -168,8 +226,10 @@ def test_reingesting_adds_nothing_and_overlap_adds_only_new(
     assert again.files_skipped == [str((tmp_path / "a.ndjson").resolve())]
     assert again.sources["impressions"].received == 0
     assert forced.sources["impressions"].duplicates == 10
-    assert (overlap.sources["impressions"].accepted,
-            overlap.sources["impressions"].duplicates) == (5, 5)
+    assert (overlap.sources["impressions"].accepted, overlap.sources["impressions"].duplicates) == (
+        5,
+        5,
+    )
     assert rows(store, "SELECT count(*), count(DISTINCT event_id) FROM impressions") == [(15, 15)]
 
 
@@ -181,22 +241,48 @@ def test_duplicates_within_a_batch_and_without_ids(
     write_bids(tmp_path / "bids.avro", [seed_bid("a-1"), seed_bid("a-2"), seed_bid("a-1")])
     report = ingest(store, settings, tmp_path)
     assert {n: (c.accepted, c.duplicates) for n, c in report.sources.items()} == {
-        "impressions": (1, 2), "clicks_conversions": (1, 1), "bid_requests": (2, 1)
+        "impressions": (1, 2),
+        "clicks_conversions": (1, 1),
+        "bid_requests": (2, 1),
     }
 
 
 def test_dedupe_window_bounds_the_lookup(tmp_path: Path) -> None:
     """An id seen again outside the event-time window is a new event: the window is the contract."""
     settings = load_settings(db=tmp_path / "w.duckdb", dedupe_window_days=1)
-    (tmp_path / "a.ndjson").write_text(json.dumps(
-        {"impression_id": "same", "creative_id": 1, "user_id": 1, "timestamp": "2023-11-01 10:00:00"}
-    ) + "\n")
-    (tmp_path / "b.ndjson").write_text(json.dumps(
-        {"impression_id": "same", "creative_id": 1, "user_id": 1, "timestamp": "2023-11-01 20:00:00"}
-    ) + "\n")
-    (tmp_path / "c.ndjson").write_text(json.dumps(
-        {"impression_id": "same", "creative_id": 1, "user_id": 1, "timestamp": "2023-11-05 10:00:00"}
-    ) + "\n")
+    (tmp_path / "a.ndjson").write_text(
+        json.dumps(
+            {
+                "impression_id": "same",
+                "creative_id": 1,
+                "user_id": 1,
+                "timestamp": "2023-11-01 10:00:00",
+            }
+        )
+        + "\n"
+    )
+    (tmp_path / "b.ndjson").write_text(
+        json.dumps(
+            {
+                "impression_id": "same",
+                "creative_id": 1,
+                "user_id": 1,
+                "timestamp": "2023-11-01 20:00:00",
+            }
+        )
+        + "\n"
+    )
+    (tmp_path / "c.ndjson").write_text(
+        json.dumps(
+            {
+                "impression_id": "same",
+                "creative_id": 1,
+                "user_id": 1,
+                "timestamp": "2023-11-05 10:00:00",
+            }
+        )
+        + "\n"
+    )
     with Store.open(settings) as store:
         assert ingest(store, settings, tmp_path / "a.ndjson").sources["impressions"].accepted == 1
         assert ingest(store, settings, tmp_path / "b.ndjson").sources["impressions"].duplicates == 1
@@ -210,8 +296,16 @@ def test_small_batches_keep_line_numbers_and_counts(tmp_path: Path) -> None:
         if i % 997 == 0:
             lines.append("{broken")
         else:
-            lines.append(json.dumps({"impression_id": f"i{i}", "creative_id": 1, "user_id": i,
-                                     "timestamp": "2023-11-01 10:00:00"}))
+            lines.append(
+                json.dumps(
+                    {
+                        "impression_id": f"i{i}",
+                        "creative_id": 1,
+                        "user_id": i,
+                        "timestamp": "2023-11-01 10:00:00",
+                    }
+                )
+            )
     (tmp_path / "imp.ndjson.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     with Store.open(settings) as store:
         c = ingest(store, settings, tmp_path / "imp.ndjson.gz").sources["impressions"]
@@ -225,9 +319,18 @@ def test_small_batches_keep_line_numbers_and_counts(tmp_path: Path) -> None:
 def test_truncated_gzip_keeps_whole_lines_and_quarantines_the_cut_one(
     tmp_path: Path, store: Store, settings: Settings
 ) -> None:
-    lines = [json.dumps({"impression_id": f"i{i}", "creative_id": 1, "user_id": i,
-                         "timestamp": "2023-11-01 10:00:00", "pad": "x" * (i % 50)})
-             for i in range(20000)]
+    lines = [
+        json.dumps(
+            {
+                "impression_id": f"i{i}",
+                "creative_id": 1,
+                "user_id": i,
+                "timestamp": "2023-11-01 10:00:00",
+                "pad": "x" * (i % 50),
+            }
+        )
+        for i in range(20000)
+    ]
     full = gzip.compress(("\n".join(lines) + "\n").encode())
     cut = full[: len(full) // 2]
     (tmp_path / "cut.ndjson.gz").write_bytes(cut)
@@ -257,18 +360,27 @@ def test_avro_schema_evolution_and_codecs(tmp_path: Path, store: Store, settings
     write_bids(tmp_path / "v1.avro", [seed_bid("a-1")], codec="snappy")
     evolved = json.loads(json.dumps(SEED_BID_SCHEMA))
     evolved["fields"][0]["type"]["fields"] = [{"name": "user_id", "type": "int"}]  # no location
-    evolved["fields"].append({"name": "timestamp", "type": {"type": "long",
-                                                             "logicalType": "timestamp-millis"},
-                              "default": 0})
+    evolved["fields"].append(
+        {
+            "name": "timestamp",
+            "type": {"type": "long", "logicalType": "timestamp-millis"},
+            "default": 0,
+        }
+    )
     buf = io.BytesIO()
-    fastavro.writer(buf, fastavro.parse_schema(evolved), [
-        {**seed_bid("a-2"), "user_info": {"user_id": 7}, "timestamp": 1698832800000}
-    ], codec="deflate")
+    fastavro.writer(
+        buf,
+        fastavro.parse_schema(evolved),
+        [{**seed_bid("a-2"), "user_info": {"user_id": 7}, "timestamp": 1698832800000}],
+        codec="deflate",
+    )
     (tmp_path / "v2.avro").write_bytes(buf.getvalue())
     report = ingest(store, settings, tmp_path)
     assert report.sources["bid_requests"].accepted == 2
-    assert rows(store, "SELECT event_id, country, event_time::VARCHAR FROM bid_requests "
-                       "WHERE event_id = 'a-2'") == [("a-2", None, "2023-11-01 10:00:00")]
+    assert rows(
+        store,
+        "SELECT event_id, country, event_time::VARCHAR FROM bid_requests WHERE event_id = 'a-2'",
+    ) == [("a-2", None, "2023-11-01 10:00:00")]
 
 
 def test_replay_accepts_rows_after_a_fix_and_keeps_failures(
@@ -298,8 +410,9 @@ def test_replay_accepts_rows_after_a_fix_and_keeps_failures(
 
 
 @pytest.mark.parametrize("name", ["data.json", "data.ndjson.gz", "data.jsonl.bz2"])
-def test_compressed_and_named_formats(tmp_path: Path, store: Store, settings: Settings,
-                                      name: str) -> None:
+def test_compressed_and_named_formats(
+    tmp_path: Path, store: Store, settings: Settings, name: str
+) -> None:
     body = (SEED_IMPRESSION + "\n").encode()
     if name.endswith(".gz"):
         body = gzip.compress(body)

@@ -23,7 +23,9 @@ _COLUMNS = (
 def load_creatives(store: Store, path: Path) -> tuple[int, int]:
     """Upsert creatives from a file; returns (rows loaded, rows skipped for missing ids)."""
     if not path.is_file():
-        raise InputError(f"{path} does not exist; pass the creatives CSV or JSON file", path=str(path))
+        raise InputError(
+            f"{path} does not exist; pass the creatives CSV or JSON file", path=str(path)
+        )
     name = path.name.lower()
     reader = "read_json_auto" if ".json" in name else "read_csv"
     opts = "" if ".json" in name else ", all_varchar = true, header = true"
@@ -49,8 +51,8 @@ def load_creatives(store: Store, path: Path) -> tuple[int, int]:
             f"CREATE OR REPLACE TEMP TABLE _dims AS SELECT {select} FROM {reader}(?{opts})",
             [str(path)],
         )
-        row = one(con, 
-            "SELECT count(*) FILTER (creative_id IS NULL OR campaign_id IS NULL) FROM _dims"
+        row = one(
+            con, "SELECT count(*) FILTER (creative_id IS NULL OR campaign_id IS NULL) FROM _dims"
         )
         skipped = int(row[0]) if row else 0
         con.execute(
@@ -62,8 +64,9 @@ def load_creatives(store: Store, path: Path) -> tuple[int, int]:
             """,
             [now],
         )
-        row = one(con, 
-            "SELECT count(*) FROM _dims WHERE creative_id IS NOT NULL AND campaign_id IS NOT NULL"
+        row = one(
+            con,
+            "SELECT count(*) FROM _dims WHERE creative_id IS NOT NULL AND campaign_id IS NOT NULL",
         )
         con.execute("DROP TABLE _dims")
     return (int(row[0]) if row else 0), skipped

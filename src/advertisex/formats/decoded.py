@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -36,9 +37,12 @@ class Decoded:
     rejects: pa.Table
 
 
-def rejects_table(rows: list[tuple[int | None, int | None, str, Reason, str | None, str]]) -> pa.Table:
+RejectRow = tuple[int | None, int | None, str, Reason, str | None, str]
+
+
+def rejects_table(rows: list[RejectRow]) -> pa.Table:
     """A small reject table from a few Python rows (decode rejects are rare)."""
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in range(6)]
     return pa.table(
         [
             pa.array(cols[0], pa.int64()),

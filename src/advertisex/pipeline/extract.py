@@ -29,9 +29,7 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def extract_sql(
-    source: Source, kind: str, relation: str, schema: pa.Schema | None = None
-) -> str:
+def extract_sql(source: Source, kind: str, relation: str, schema: pa.Schema | None = None) -> str:
     """SELECT that yields _record, _offset, _dreason, _dfield, _ddetail and c_<field>.
 
     The raw text is not carried along: the few rows that end in rejects fetch it from the
@@ -104,9 +102,7 @@ def _extract_struct(source: Source, relation: str, schema: pa.Schema) -> str:
     for col in source.columns:
         found = [e for e in (_struct_path(p, schema) for p in col.paths) if e is not None]
         if found:
-            exprs.append(
-                "nullif(trim(coalesce(" + ", ".join(found) + f")), '') AS c_{col.name}"
-            )
+            exprs.append("nullif(trim(coalesce(" + ", ".join(found) + f")), '') AS c_{col.name}")
         else:
             exprs.append(f"NULL::VARCHAR AS c_{col.name}")
     return f"""

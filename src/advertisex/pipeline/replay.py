@@ -78,14 +78,26 @@ def replay_rejects(store: Store, settings: Settings, *, reason: str | None = Non
             flat = [r.replace("\n", " ").replace("\r", " ") for r in raws]
             lines = list(range(1, len(flat) + 1))
             batch = _batch(uri, Format.NDJSON, flat)
-        origins = Origins(np.array(lines, np.int64), np.array(records, np.int64),
-                          np.array(offsets, np.int64))
+        origins = Origins(
+            np.array(lines, np.int64), np.array(records, np.int64), np.array(offsets, np.int64)
+        )
         counts = runner.process_batch(batch, source, origins=origins, replaces=list(ids))
         report.sources[source_name].add(counts)
     return report
 
 
-def _batch(uri: str, fmt: Format, raws: list[str], *, header: bytes = b"", first: int = 1) -> RawBatch:
+def _batch(
+    uri: str, fmt: Format, raws: list[str], *, header: bytes = b"", first: int = 1
+) -> RawBatch:
     data = ("\n".join(raws) + "\n").encode()
-    return RawBatch(uri, fmt, data, 0, first, len(data), first + len(raws),
-                    header=header, header_lines=first - 1)
+    return RawBatch(
+        uri,
+        fmt,
+        data,
+        0,
+        first,
+        len(data),
+        first + len(raws),
+        header=header,
+        header_lines=first - 1,
+    )

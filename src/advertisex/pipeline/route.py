@@ -23,7 +23,8 @@ def route(fi: FileInput) -> Source:
 def _json_source(text: bytes) -> str:
     s = text.lstrip(b"\xef\xbb\xbf \t\r\n")
     candidates: list[object] = []
-    if s.startswith(b"[") or (s.startswith(b"{") and not s.split(b"\n", 1)[0].rstrip().endswith(b"}")):
+    first_line = s.split(b"\n", 1)[0].rstrip()
+    if s.startswith(b"[") or (s.startswith(b"{") and not first_line.endswith(b"}")):
         # A document: the first record may sit past the peeked text; read what is there.
         try:
             doc = json.loads(s)

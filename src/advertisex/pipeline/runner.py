@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -53,10 +52,14 @@ class Origins:
         at = np.searchsorted(self.lines, t.column("_record").to_numpy(zero_copy_only=False))
         at = np.minimum(at, self.lines.size - 1)
         offsets = self.offsets[at]
-        t = t.set_column(t.schema.get_field_index("_record"), "_record",
-                         pa.array(self.records[at], pa.int64()))
-        return t.set_column(t.schema.get_field_index("_offset"), "_offset",
-                            pa.array(offsets, pa.int64(), mask=offsets < 0))
+        t = t.set_column(
+            t.schema.get_field_index("_record"), "_record", pa.array(self.records[at], pa.int64())
+        )
+        return t.set_column(
+            t.schema.get_field_index("_offset"),
+            "_offset",
+            pa.array(offsets, pa.int64(), mask=offsets < 0),
+        )
 
 
 @dataclass
@@ -155,7 +158,8 @@ class Runner:
         force: bool = False,
         on_batch: Progress | None = None,
     ) -> None:
-        pos = one(self.con, 
+        pos = one(
+            self.con,
             'SELECT size, mtime_ns, "offset", record, complete FROM source_positions '
             "WHERE source_uri = ?",
             [fi.uri],
@@ -171,15 +175,16 @@ class Runner:
                 resume_offset, resume_record = offset, record
         report.files_read += 1
         try:
-            for batch in read_file_batches(fi, self.settings.batch_bytes, resume_offset,
-                                           resume_record):
+            for batch in read_file_batches(
+                fi, self.settings.batch_bytes, resume_offset, resume_record
+            ):
                 counts = self.process_batch(batch, source, fi)
                 report.sources[source.name].add(counts)
                 if on_batch:
                     on_batch(batch.end_offset, counts.received)
         except InputError as e:
             self._file_failed(report, fi.path, e.message, source.name)
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
+        except Exception as e:
             self._file_failed(
                 report, fi.path, f"cannot process {fi.path}: {type(e).__name__}: {e}", source.name
             )
@@ -193,8 +198,13 @@ class Runner:
             con.execute(
                 "INSERT INTO rejects (source, source_uri, reason, detail, rejected_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [source or _source_by_name(path), str(path), str(Reason.UNREADABLE_FILE),
-                 message, _now()],
+                [
+                    source or _source_by_name(path),
+                    str(path),
+                    str(Reason.UNREADABLE_FILE),
+                    message,
+                    _now(),
+                ],
             )
 
     # -- batches ---------------------------------------------------------------------------
@@ -232,10 +242,20 @@ class Runner:
             sql = batch_sql(source, decoded.kind, rel_in, decoded.records.schema, rules, now)
             with self.store.transaction():
                 if replaces:
-                    con.execute("DELETE FROM rejects WHERE reject_id IN (SELECT unnest(?))",
-                                [replaces])
-                return self._load(batch, source, fi, decoded.kind, rel_in, rel_rej, sql, now,
-                                  decoded.records.schema)
+                    con.execute(
+                        "DELETE FROM rejects WHERE reject_id IN (SELECT unnest(?))", [replaces]
+                    )
+                return self._load(
+                    batch,
+                    source,
+                    fi,
+                    decoded.kind,
+                    rel_in,
+                    rel_rej,
+                    sql,
+                    now,
+                    decoded.records.schema,
+                )
         finally:
             con.unregister(rel_in)
             con.unregister(rel_rej)
@@ -257,13 +277,13 @@ class Runner:
         assert row is not None
         batch_id = int(row[0])
         con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
-        lo, hi = one(con, 
-            "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
+        lo, hi = one(
+            con, "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
         ) or (None, None)
         cols = source.store_columns()
         col_list = ", ".join(cols)
         counts = SourceCounts()
-        if lo is not None:
+        if lo is not None and hi is not None:
             window = timedelta(days=self.settings.dedupe_window_days)
             # Copies of one event inside the batch: all but the first. (A separate query: a
             # window function in the INSERT below makes DuckDB's plan about 2x slower.)
@@ -272,7 +292,8 @@ class Runner:
                 "WHERE _reason IS NULL "
                 "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _record) > 1"
             )
-            inserted = one(con, 
+            inserted = one(
+                con,
                 f"""
                 INSERT INTO {source.table}
                 SELECT {col_list}, ?, _record, _offset, ?, ?
@@ -328,14 +349,32 @@ class Runner:
         )
         con.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [batch_id, source.name, batch.uri, batch.first_record, batch.end_record,
-             counts.received, counts.accepted, counts.rejected, counts.duplicates, now],
+            [
+                batch_id,
+                source.name,
+                batch.uri,
+                batch.first_record,
+                batch.end_record,
+                counts.received,
+                counts.accepted,
+                counts.rejected,
+                counts.duplicates,
+                now,
+            ],
         )
         if fi is not None:
             con.execute(
                 "INSERT OR REPLACE INTO source_positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [batch.uri, source.name, fi.size, fi.mtime_ns, batch.end_offset,
-                 batch.end_record, batch.final, now],
+                [
+                    batch.uri,
+                    source.name,
+                    fi.size,
+                    fi.mtime_ns,
+                    batch.end_offset,
+                    batch.end_record,
+                    batch.final,
+                    now,
+                ],
             )
         con.execute("DROP TABLE _advx_batch")
         return counts
@@ -349,8 +388,10 @@ def batch_sql(
     extracted = extract_sql(source, kind, relation, schema)
     validated = validate_sql(source, "extracted", rules)
     standardized = standardize_sql(source, "validated", ingest_time)
-    return (f"WITH extracted AS ({extracted}), validated AS ({validated}) "
-            f"SELECT * FROM ({standardized})")
+    return (
+        f"WITH extracted AS ({extracted}), validated AS ({validated}) "
+        f"SELECT * FROM ({standardized})"
+    )
 
 
 def _now() -> datetime:

@@ -1,4 +1,4 @@
-"""Standardize: canonical values (UTC time, host names, micros, known ids) for the store's columns."""
+"""Standardize: canonical values (UTC time, host names, micros, ids) for the store columns."""
 
 from __future__ import annotations
 

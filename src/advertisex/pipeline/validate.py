@@ -40,29 +40,62 @@ def validate_sql(source: Source, relation: str, rules: Rules) -> str:
     checks: list[tuple[str, str, str, str]] = []  # condition, reason, field, detail SQL
     for col in source.columns:
         if col.required:
-            checks.append((f"c_{col.name} IS NULL", Reason.MISSING_FIELD, col.name,
-                           _lit(f"{col.name} is required")))
+            checks.append(
+                (
+                    f"c_{col.name} IS NULL",
+                    Reason.MISSING_FIELD,
+                    col.name,
+                    _lit(f"{col.name} is required"),
+                )
+            )
     for col in source.columns:
         c, t = f"c_{col.name}", f"t_{col.name}"
         if col.sql_type == "TIMESTAMP":
-            checks.append((f"{c} IS NOT NULL AND {t} IS NULL", Reason.INVALID_TIMESTAMP, col.name,
-                           f"'cannot read ' || {c} || ' as a timestamp'"))
+            checks.append(
+                (
+                    f"{c} IS NOT NULL AND {t} IS NULL",
+                    Reason.INVALID_TIMESTAMP,
+                    col.name,
+                    f"'cannot read ' || {c} || ' as a timestamp'",
+                )
+            )
             lo = rules.min_event_time.strftime("%Y-%m-%d %H:%M:%S")
-            checks.append((f"{t} < TIMESTAMP '{lo}'", Reason.TIMESTAMP_OUT_OF_RANGE, col.name,
-                           f"{t}::VARCHAR || ' is before {lo}'"))
+            checks.append(
+                (
+                    f"{t} < TIMESTAMP '{lo}'",
+                    Reason.TIMESTAMP_OUT_OF_RANGE,
+                    col.name,
+                    f"{t}::VARCHAR || ' is before {lo}'",
+                )
+            )
             hi = rules.now.strftime("%Y-%m-%d %H:%M:%S")
-            checks.append((
-                f"{t} > TIMESTAMP '{hi}' + INTERVAL {rules.max_future_seconds} SECOND",
-                Reason.TIMESTAMP_IN_FUTURE, col.name,
-                f"{t}::VARCHAR || ' is in the future (now {hi} UTC)'"))
+            checks.append(
+                (
+                    f"{t} > TIMESTAMP '{hi}' + INTERVAL {rules.max_future_seconds} SECOND",
+                    Reason.TIMESTAMP_IN_FUTURE,
+                    col.name,
+                    f"{t}::VARCHAR || ' is in the future (now {hi} UTC)'",
+                )
+            )
         elif col.sql_type == "DOUBLE":
-            checks.append((f"{c} IS NOT NULL AND ({t} IS NULL OR isnan({t}) OR isinf({t}) "
-                           f"OR {t} < 0)", Reason.INVALID_VALUE, col.name,
-                           f"{_lit(col.name + ' must be a non-negative number, not ')} || {c}"))
+            checks.append(
+                (
+                    f"{c} IS NOT NULL AND ({t} IS NULL OR isnan({t}) OR isinf({t}) OR {t} < 0)",
+                    Reason.INVALID_VALUE,
+                    col.name,
+                    f"{_lit(col.name + ' must be a non-negative number, not ')} || {c}",
+                )
+            )
     if source.name == "clicks_conversions":
         known = ", ".join(_lit(t) for t in rules.conversion_types)
-        checks.append((f"lower(c_event_type) NOT IN ({known})", Reason.UNKNOWN_CONVERSION_TYPE,
-                       "event_type", f"'unknown conversion type ' || c_event_type"))
+        checks.append(
+            (
+                f"lower(c_event_type) NOT IN ({known})",
+                Reason.UNKNOWN_CONVERSION_TYPE,
+                "event_type",
+                "'unknown conversion type ' || c_event_type",
+            )
+        )
     reason = " ".join(f"WHEN {cond} THEN '{r}'" for cond, r, _, _ in checks)
     field = " ".join(f"WHEN {cond} THEN '{f}'" for cond, _, f, _ in checks)
     detail = " ".join(f"WHEN {cond} THEN {d}" for cond, _, _, d in checks)

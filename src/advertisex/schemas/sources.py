@@ -98,16 +98,37 @@ BID_REQUESTS = Source(
     natural_key=(),
     columns=(
         Column("auction_id", "VARCHAR", ("auction_details.auction_id", "id"), required=True),
-        Column("event_time", "TIMESTAMP", ("timestamp", "auction_details.timestamp", "ext.timestamp")),
+        Column(
+            "event_time", "TIMESTAMP", ("timestamp", "auction_details.timestamp", "ext.timestamp")
+        ),
         Column("user_id", "VARCHAR", ("user_info.user_id", "user.id", "user.buyeruid")),
-        Column("creative_id", "VARCHAR", ("ad_targeting.creative_id", "imp[0].ext.creative_id", "seatbid[0].bid[0].crid", "crid")),
-        Column("site", "VARCHAR", ("ad_targeting.website", "site.domain", "site.page", "app.bundle", "app.domain")),
-        Column("country", "VARCHAR", ("user_info.location", "device.geo.country", "user.geo.country")),
+        Column(
+            "creative_id",
+            "VARCHAR",
+            (
+                "ad_targeting.creative_id",
+                "imp[0].ext.creative_id",
+                "seatbid[0].bid[0].crid",
+                "crid",
+            ),
+        ),
+        Column(
+            "site",
+            "VARCHAR",
+            ("ad_targeting.website", "site.domain", "site.page", "app.bundle", "app.domain"),
+        ),
+        Column(
+            "country", "VARCHAR", ("user_info.location", "device.geo.country", "user.geo.country")
+        ),
         Column("ip", "VARCHAR", ("device.ip", "device.ipv6", "user_info.ip")),
         Column("user_agent", "VARCHAR", ("device.ua", "user_info.user_agent")),
         Column("imp_id", "VARCHAR", ("imp[0].id",)),
         Column("bid_floor", "DOUBLE", ("imp[0].bidfloor",)),
-        Column("bid_amount", "DOUBLE", ("auction_details.bid_amount", "bid.price", "seatbid[0].bid[0].price", "bid_price")),
+        Column(
+            "bid_amount",
+            "DOUBLE",
+            ("auction_details.bid_amount", "bid.price", "seatbid[0].bid[0].price", "bid_price"),
+        ),
         Column("won", "VARCHAR", ("auction_details.won", "won", "win.won")),
         Column("win_price", "DOUBLE", ("auction_details.win_price", "win_price", "win.price")),
         Column("currency", "VARCHAR", ("cur[0]", "currency", "auction_details.currency")),

@@ -60,8 +60,9 @@ class Store:
                     "with a path in an existing directory"
                 )
             if read_only and not Path(path).exists():
-                raise ConfigError(f"database {path} does not exist; run `advertisex ingest` "
-                                  "first or pass --db")
+                raise ConfigError(
+                    f"database {path} does not exist; run `advertisex ingest` first or pass --db"
+                )
         try:
             con = duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as e:
