@@ -22,8 +22,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
 demo: $(VENV)/.installed
 	rm -rf $(DEMO)
 	$(BIN)/advertisex generate $(DEMO)/input --impressions 200000 --days 3 --seed 7
-	$(BIN)/advertisex dims load $(DEMO)/input/creatives.csv --db $(DB)
-	$(BIN)/advertisex ingest $(DEMO)/input --db $(DB) || [ $$? -eq 3 ]
+	$(BIN)/advertisex dims load $(DEMO)/input/dims/creatives.csv --db $(DB)
+	# exit code 3 means "some rows quarantined": the demo injects faults on purpose
+	$(BIN)/advertisex ingest $(DEMO)/input/data --db $(DB) || [ $$? -eq 3 ]
 	$(BIN)/advertisex report --db $(DB) --by campaign
 
 lint: $(VENV)/.installed-dev
