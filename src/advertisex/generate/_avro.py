@@ -18,8 +18,11 @@ from typing import Any
 import cramjam
 import polars as pl
 
+from advertisex.generate._output import Sink
+
 _MAGIC = b"Obj\x01"
 BLOCK_ROWS = 20_000
+DEFLATE_LEVEL = 1
 
 
 def _long(n: int) -> bytes:
@@ -92,7 +95,7 @@ def _polish(node: Any, field: str, timestamp_fields: frozenset[str]) -> Any:
 
 def _compress(codec: str, data: bytes) -> bytes:
     if codec == "deflate":
-        deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        deflate = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
         return deflate.compress(data) + deflate.flush()
     if codec == "snappy":
         return bytes(cramjam.snappy.compress_raw(data)) + struct.pack(">I", zlib.crc32(data))
@@ -107,7 +110,16 @@ def _header(schema: dict[str, Any], codec: str, sync: bytes) -> bytes:
     return bytes(out + _long(0) + sync)
 
 
+def _assemble(header: bytes, codec: str, sync: bytes, blocks: list[tuple[int, bytes]]) -> bytes:
+    out = [header]
+    for count, data in blocks:
+        payload = _compress(codec, data)
+        out += [_long(count), _long(len(payload)), payload, sync]
+    return b"".join(out)
+
+
 def write_frame(
+    sink: Sink,
     path: Path,
     frame: pl.DataFrame,
     *,
@@ -129,8 +141,5 @@ def write_frame(
     assert schema is not None
     fields = _polish(schema, record, timestamp_fields)["fields"]
     polished = {"type": "record", "name": record, "namespace": namespace, "fields": fields}
-    with path.open("wb") as out:
-        out.write(_header(polished, codec, sync))
-        for count, data in blocks:
-            payload = _compress(codec, data)
-            out.write(_long(count) + _long(len(payload)) + payload + sync)
+    header = _header(polished, codec, sync)
+    sink.put(path, lambda: _assemble(header, codec, sync, blocks))

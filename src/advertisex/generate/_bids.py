@@ -19,59 +19,91 @@ from advertisex.generate._faults import fault_count
 from advertisex.generate._ids import IdKind, uuids
 from advertisex.generate._impressions import Impressions
 from advertisex.generate._layout import Parts, file_slices, pick_duplicates, split_days
-from advertisex.generate._output import SourceTruth
+from advertisex.generate._output import Sink, SourceTruth
 
 MAX_RECORDS = 250_000
 WIN_SHARE = 0.3
 _SECTIONS = ("news", "sport", "tech", "business", "entertainment", "lifestyle", "travel")
 
+
+def _record(name: str, *fields: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "record", "name": name, "fields": list(fields)}
+
+
+def _field(name: str, kind: Any, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": kind, **extra}
+
+
+def _array(items: Any) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
 LEGACY_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "BidRequest",
     "namespace": "advertisex.legacy",
-    "fields": [
-        {"name": "user_info", "type": {"type": "record", "name": "UserInfo", "fields": [
-            {"name": "user_id", "type": "long"},
-            {"name": "location", "type": "string"}]}},
-        {"name": "auction_details", "type": {"type": "record", "name": "AuctionDetails", "fields": [
-            {"name": "auction_id", "type": "string"},
-            {"name": "bid_amount", "type": "double"}]}},
-        {"name": "ad_targeting", "type": {"type": "record", "name": "AdTargeting", "fields": [
-            {"name": "creative_id", "type": "long"},
-            {"name": "website", "type": "string"}]}},
-    ],
-}  # fmt: skip
+    **_record(
+        "BidRequest",
+        _field(
+            "user_info",
+            _record("UserInfo", _field("user_id", "long"), _field("location", "string")),
+        ),
+        _field(
+            "auction_details",
+            _record(
+                "AuctionDetails", _field("auction_id", "string"), _field("bid_amount", "double")
+            ),
+        ),
+        _field(
+            "ad_targeting",
+            _record("AdTargeting", _field("creative_id", "long"), _field("website", "string")),
+        ),
+    ),
+}
 
 # The second writer schema: `site.page` (optional) is gone, `cur` is new with a default.
 EVOLVED_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "BidRequest",
     "namespace": "advertisex.openrtb",
-    "fields": [
-        {"name": "id", "type": "string"},
-        {"name": "timestamp", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-        {"name": "imp", "type": {"type": "array", "items": {"type": "record", "name": "Imp", "fields": [
-            {"name": "id", "type": "string"},
-            {"name": "bidfloor", "type": "double"}]}}},
-        {"name": "site", "type": {"type": "record", "name": "Site", "fields": [
-            {"name": "domain", "type": "string"}]}},
-        {"name": "device", "type": {"type": "record", "name": "Device", "fields": [
-            {"name": "ua", "type": "string"},
-            {"name": "ip", "type": "string"},
-            {"name": "geo", "type": {"type": "record", "name": "Geo", "fields": [
-                {"name": "country", "type": "string"}]}}]}},
-        {"name": "user", "type": {"type": "record", "name": "User", "fields": [
-            {"name": "id", "type": "string"}]}},
-        {"name": "seatbid", "type": {"type": "array", "items": {"type": "record", "name": "Seatbid", "fields": [
-            {"name": "bid", "type": {"type": "array", "items": {"type": "record", "name": "Bid", "fields": [
-                {"name": "price", "type": "double"},
-                {"name": "crid", "type": "string"}]}}}]}}},
-        {"name": "win", "type": {"type": "record", "name": "Win", "fields": [
-            {"name": "won", "type": "boolean"},
-            {"name": "price", "type": ["null", "double"], "default": None}]}},
-        {"name": "cur", "type": {"type": "array", "items": "string"}, "default": ["USD"]},
-    ],
-}  # fmt: skip
+    **_record(
+        "BidRequest",
+        _field("id", "string"),
+        _field("timestamp", {"type": "long", "logicalType": "timestamp-millis"}),
+        _field(
+            "imp",
+            _array(_record("Imp", _field("id", "string"), _field("bidfloor", "double"))),
+        ),
+        _field("site", _record("Site", _field("domain", "string"))),
+        _field(
+            "device",
+            _record(
+                "Device",
+                _field("ua", "string"),
+                _field("ip", "string"),
+                _field("geo", _record("Geo", _field("country", "string"))),
+            ),
+        ),
+        _field("user", _record("User", _field("id", "string"))),
+        _field(
+            "seatbid",
+            _array(
+                _record(
+                    "Seatbid",
+                    _field(
+                        "bid",
+                        _array(_record("Bid", _field("price", "double"), _field("crid", "string"))),
+                    ),
+                )
+            ),
+        ),
+        _field(
+            "win",
+            _record(
+                "Win",
+                _field("won", "boolean"),
+                _field("price", ["null", "double"], default=None),
+            ),
+        ),
+        _field("cur", _array("string"), default=["USD"]),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -124,7 +156,9 @@ def draw_bids(
     )
     floor = np.round(np.concatenate([price * rng.uniform(0.3, 0.9, n_won), lost_floor]), 4)
     bid = np.round(
-        np.concatenate([price * rng.uniform(1.0, 1.6, n_won), lost_floor * rng.uniform(0.6, 1.4, n_lost)]),
+        np.concatenate(
+            [price * rng.uniform(1.0, 1.6, n_won), lost_floor * rng.uniform(0.6, 1.4, n_lost)]
+        ),
         4,
     )
     ids = pl.concat(
@@ -224,7 +258,13 @@ def _records(rng: np.random.Generator, bids: Bids, catalog: Catalog) -> pl.DataF
         device=pl.struct("ua", "ip", geo=pl.struct("country")),
         user=pl.struct(id=pl.col("user_id").cast(pl.String)),
         seatbid=pl.concat_list(
-            [pl.struct(bid=pl.concat_list([pl.struct(price="bid", crid=pl.col("crid").cast(pl.String))]))]
+            [
+                pl.struct(
+                    bid=pl.concat_list(
+                        [pl.struct(price="bid", crid=pl.col("crid").cast(pl.String))]
+                    )
+                )
+            ]
         ),
         win=pl.struct(won="won", price="win_price"),
     )
@@ -268,6 +308,7 @@ def write_bids(
     folder: Path,
     faults: bool,
     salt: str,
+    sink: Sink,
 ) -> SourceTruth:
     """Write the bid request Avro files and return their truth."""
     records = _records(rng, bids, catalog)
@@ -315,6 +356,7 @@ def write_bids(
                 )
         else:
             write_frame(
+                sink,
                 path,
                 body,
                 record="BidRequest",

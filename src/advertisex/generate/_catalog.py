@@ -11,48 +11,56 @@ from numpy.typing import NDArray
 
 from advertisex.generate._clock import draw
 
+_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"
+_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)"
+_BLINK = "AppleWebKit/537.36 (KHTML, like Gecko)"
+_WEBKIT = "AppleWebKit/605.1.15 (KHTML, like Gecko)"
+_IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS"
+_IPAD = "Mozilla/5.0 (iPad; CPU OS"
+_ANDROID = "Mozilla/5.0 (Linux; Android"
 DESKTOP_UAS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0.0.0 Safari/537.36 Edg/123.0.2420.81",
+    f"{_WIN} {_BLINK} Chrome/124.0.0.0 Safari/537.36",
+    f"{_WIN} {_BLINK} Chrome/123.0.0.0 Safari/537.36 Edg/123.0.2420.81",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    f"{_MAC} {_WEBKIT} Version/17.4.1 Safari/605.1.15",
+    f"{_MAC} {_BLINK} Chrome/124.0.0.0 Safari/537.36",
+    f"Mozilla/5.0 (X11; Linux x86_64) {_BLINK} Chrome/124.0.0.0 Safari/537.36",
     "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36 OPR/108.0.0.0",
+    f"{_WIN} {_BLINK} Chrome/122.0.0.0 Safari/537.36 OPR/108.0.0.0",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.4; rv:125.0) Gecko/20100101 Firefox/125.0",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
-)  # fmt: skip
+    f"{_WIN} {_BLINK} Chrome/120.0.0.0 Safari/537.36",
+)
 MOBILE_UAS = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 13; SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0.6312.118 Mobile Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 13; SAMSUNG SM-G991B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36",
+    f"{_IPHONE} 17_4_1 like Mac OS X) {_WEBKIT} Version/17.4.1 Mobile/15E148 Safari/604.1",
+    f"{_IPHONE} 16_6 like Mac OS X) {_WEBKIT} Version/16.6 Mobile/15E148 Safari/604.1",
+    f"{_IPHONE} 17_4 like Mac OS X) {_WEBKIT} CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1",
+    f"{_ANDROID} 14; SM-S918B) {_BLINK} Chrome/124.0.6367.82 Mobile Safari/537.36",
+    f"{_ANDROID} 14; Pixel 8) {_BLINK} Chrome/124.0.6367.82 Mobile Safari/537.36",
+    f"{_ANDROID} 13; SM-A536B) {_BLINK} Chrome/123.0.6312.118 Mobile Safari/537.36",
+    f"{_ANDROID} 10; K) {_BLINK} Chrome/124.0.0.0 Mobile Safari/537.36",
+    f"{_ANDROID} 13; SAMSUNG SM-G991B) {_BLINK} SamsungBrowser/24.0 Chrome/117.0.0.0 "
+    "Mobile Safari/537.36",
     "Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0",
-    "Mozilla/5.0 (Linux; Android 12; Redmi Note 11) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/458.0.0.40.95]",
-)  # fmt: skip
+    f"{_ANDROID} 12; Redmi Note 11) {_BLINK} Chrome/123.0.0.0 Mobile Safari/537.36",
+    f"{_IPHONE} 17_3_1 like Mac OS X) {_WEBKIT} Mobile/15E148 [FBAN/FBIOS;FBAV/458.0.0.40.95]",
+)
 TABLET_UAS = (
-    "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (iPad; CPU OS 16_7 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 13; SM-X200) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 11; Lenovo TB-J606F) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 9; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) Silk/124.2.1 like Chrome/124.0.6367.82 Safari/537.36",
-)  # fmt: skip
+    f"{_IPAD} 17_4 like Mac OS X) {_WEBKIT} Version/17.4 Mobile/15E148 Safari/604.1",
+    f"{_IPAD} 16_7 like Mac OS X) {_WEBKIT} Version/16.6 Mobile/15E148 Safari/604.1",
+    f"{_ANDROID} 13; SM-X200) {_BLINK} Chrome/124.0.0.0 Safari/537.36",
+    f"{_ANDROID} 11; Lenovo TB-J606F) {_BLINK} Chrome/122.0.0.0 Safari/537.36",
+    f"{_ANDROID} 9; KFTRWI) {_BLINK} Silk/124.2.1 like Chrome/124.0.6367.82 Safari/537.36",
+)
 BOT_UAS = (
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
     "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
     "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
     "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0.6367.60 Safari/537.36",
+    f"Mozilla/5.0 (X11; Linux x86_64) {_BLINK} HeadlessChrome/124.0.6367.60 Safari/537.36",
     "python-requests/2.31.0",
     "curl/8.5.0",
-)  # fmt: skip
+)
 
 # Device classes, in the order of the UA lists above.
 DESKTOP, MOBILE, TABLET, BOT = 0, 1, 2, 3
@@ -68,9 +76,10 @@ COUNTRIES = (
 
 # First octets of public ranges: consumer ISPs for people, cloud providers for bots
 # (so data-centre detection has something true to find).
-_ISP_OCTETS = np.array([24, 31, 37, 46, 50, 62, 66, 67, 68, 71, 73, 76, 77, 78, 79, 80, 81, 82,
-                        83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 98, 99, 108, 109,
-                        151, 173, 174, 176, 178, 185, 188, 193, 194, 195, 212, 213, 217])  # fmt: skip
+_ISP_OCTETS = np.array([24, 31, 37, 46, 50, 62, 66, 67, 68, 71, 73, 76, 77, 78, 79, 80, 81,
+                        82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 98, 99, 108,
+                        109, 151, 173, 174, 176, 178, 185, 188, 193, 194, 195, 212, 213,
+                        217])  # fmt: skip
 _CLOUD_OCTETS = np.array([3, 13, 18, 20, 34, 35, 52, 54])
 
 _SITE_HEADS = ("daily", "metro", "tech", "sport", "city", "global", "family", "money", "travel",
@@ -85,7 +94,8 @@ _BRAND_HEADS = ("Acme", "Blue", "North", "Bright", "Urban", "Green", "Silver", "
 _BRAND_TAILS = ("Shoes", "Bank", "Motors", "Travel", "Foods", "Telecom", "Games", "Fitness",
                 "Home", "Beauty")  # fmt: skip
 _THEMES = ("Winter Sale", "Brand Awareness", "Retargeting", "Black Friday", "App Install",
-           "Spring Launch", "Holiday Promo", "Lead Gen", "Summer Deals", "Back to School")  # fmt: skip
+           "Spring Launch", "Holiday Promo", "Lead Gen", "Summer Deals",
+           "Back to School")  # fmt: skip
 _FORMATS = ("300x250", "728x90", "160x600", "320x50", "300x600", "970x250", "video 15s")
 
 CONVERSION_TYPES = ("signup", "purchase", "install", "lead", "add_to_cart")
@@ -230,7 +240,7 @@ def build_catalog(rng: np.random.Generator, impressions: int, year: int) -> Cata
         campaign_ids=camp_ids,
         campaign_ctr=np.exp(rng.uniform(np.log(0.002), np.log(0.012), n_camp)),
         campaign_cvr=rng.uniform(0.02, 0.06, n_camp),
-        campaign_cpm=np.round(np.exp(rng.normal(np.log(2.0), 0.4, n_camp)), 2),
+        campaign_cpm=np.exp(rng.normal(np.log(2.0), 0.4, n_camp)).round(2),
         campaign_goal=rng.integers(0, len(CONVERSION_TYPES), n_camp),
         campaign_currency=adv_currency[adv_of_camp],
         user_ids=100_001 + rng.permutation(n_users).astype(np.int64),

@@ -12,12 +12,10 @@ from numpy.typing import NDArray
 from advertisex.generate._catalog import CONVERSION_TYPES, Catalog
 from advertisex.generate._clock import DAY, Window, draw, utc_text
 from advertisex.generate._faults import (
-    BAD_TIMESTAMPS,
     BAD_VALUES,
     UNKNOWN_TYPES,
-    before_2000,
+    bad_timestamps,
     fault_count,
-    in_2099,
     pick,
 )
 from advertisex.generate._ids import IdKind, uuids
@@ -30,7 +28,7 @@ from advertisex.generate._layout import (
     pick_duplicates,
     split_days,
 )
-from advertisex.generate._output import SourceTruth, lines_bytes, tally
+from advertisex.generate._output import Sink, SourceTruth, const, lines_bytes, tally
 from advertisex.schemas import Reason
 
 COLUMNS = (
@@ -65,23 +63,26 @@ class Events:
         return self.parts.row_part >= 0
 
 
-def _pick_clicks(
-    rng: np.random.Generator, eligible: NDArray[np.int64], ctr: NDArray[np.float64], count: int | None
+def _weighted_pick(
+    rng: np.random.Generator, pool: NDArray[np.int64], weights: NDArray[np.float64], count: int
 ) -> NDArray[np.int64]:
-    """Impressions that get clicked: by each campaign's CTR, or exactly `count` weighted by it."""
-    if len(eligible) == 0:
-        return eligible
-    if count is None:
-        chosen = eligible[rng.random(len(eligible)) < ctr]
-        return chosen if len(chosen) else eligible[draw(rng, ctr, 1)]
-    if count <= len(eligible):
+    """Exactly `count` of `pool`, favouring high weights; repeats only when the pool is short."""
+    if len(pool) == 0 or count == 0:
+        return pool[:0]
+    if count <= len(pool):
         # Efraimidis-Spirakis: the `count` smallest Exp(1)/w keys are a weighted sample
         # without replacement, in linear time.
-        keys = rng.exponential(size=len(eligible)) / ctr
-        return eligible[np.sort(np.argpartition(keys, count - 1)[:count])] if count else eligible[:0]
-    # More clicks than impressions: some impressions are clicked twice.
-    extra = eligible[draw(rng, ctr, count - len(eligible))]
-    return np.sort(np.concatenate([eligible, extra]))
+        keys = rng.exponential(size=len(pool)) / weights
+        return pool[np.sort(np.argpartition(keys, count - 1)[:count])]
+    extra = pool[draw(rng, weights, count - len(pool))]
+    return np.sort(np.concatenate([pool, extra]))
+
+
+def _bernoulli(
+    rng: np.random.Generator, pool: NDArray[np.int64], chance: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """Each of `pool` with its own chance."""
+    return pool[rng.random(len(pool)) < chance]
 
 
 def _unique_sample(
@@ -97,12 +98,23 @@ def draw_events(
     catalog: Catalog,
     imps: Impressions,
     window: Window,
-    clicks: int | None,
+    total: int | None,
 ) -> Events:
-    """Clicks on real earlier impressions (within 24 h), conversions on real earlier clicks."""
+    """Clicks on real earlier impressions (within 24 h), conversions on real earlier clicks.
+
+    `total` fixes the number of clicks plus conversions; by default each campaign's CTR
+    and conversion rate decide.
+    """
     end = window.end_s
     eligible = np.flatnonzero(imps.regular & (imps.ts <= end - 2))
-    source = _pick_clicks(rng, eligible, catalog.campaign_ctr[imps.campaign[eligible]], clicks)
+    ctr = catalog.campaign_ctr[imps.campaign[eligible]]
+    if total is None:
+        source = _bernoulli(rng, eligible, ctr)
+        if len(source) == 0:
+            source = _weighted_pick(rng, eligible, ctr, 1)
+    else:
+        mean_cvr = float(catalog.campaign_cvr.mean())
+        source = _weighted_pick(rng, eligible, ctr, round(total / (1 + mean_cvr)))
     delay = np.rint(rng.lognormal(np.log(25.0), 1.3, len(source))).astype(np.int64)
     click_ts = imps.ts[source] + np.clip(delay, 1, np.minimum(DAY - 1, end - 1 - imps.ts[source]))
     order = np.argsort(click_ts, kind="stable")
@@ -120,11 +132,17 @@ def draw_events(
     convertible = np.ones(n_clicks, dtype=np.bool_)
     convertible[legacy_clicks] = False
     convertible &= click_ts <= end - 2
-    converts = rng.random(n_clicks) < catalog.campaign_cvr[click_campaign]
-    parent = np.flatnonzero(convertible & converts)
+    cvr = catalog.campaign_cvr[click_campaign]
+    if total is None:
+        parent = _bernoulli(rng, np.flatnonzero(convertible), cvr[convertible])
+    else:
+        pool = np.flatnonzero(convertible)
+        parent = _weighted_pick(rng, pool, cvr[pool], total - n_clicks)
     n_conv = len(parent)
     wait = np.rint(rng.lognormal(np.log(7200.0), 1.5, n_conv)).astype(np.int64)
-    conv_ts = click_ts[parent] + np.clip(wait, 1, np.minimum(7 * DAY - 1, end - 1 - click_ts[parent]))
+    conv_ts = click_ts[parent] + np.clip(
+        wait, 1, np.minimum(7 * DAY - 1, end - 1 - click_ts[parent])
+    )
     goal = catalog.campaign_goal[click_campaign[parent]]
     conv_kind = np.where(
         rng.random(n_conv) < 0.7, goal, rng.integers(0, len(CONVERSION_TYPES), n_conv)
@@ -138,9 +156,7 @@ def draw_events(
     for name, draws in amount.items():
         hit = conv_kind == CONVERSION_TYPES.index(name)
         value[hit] = np.round(draws[hit], 2)
-    conv_currency = np.where(
-        np.isnan(value), -1, catalog.campaign_currency[click_campaign[parent]]
-    )
+    conv_currency = np.where(np.isnan(value), -1, catalog.campaign_currency[click_campaign[parent]])
 
     ts = np.concatenate([click_ts, conv_ts])
     kind = np.concatenate([np.full(n_clicks, CLICK), conv_kind])
@@ -213,8 +229,10 @@ def _fields(events: Events, imps: Impressions, catalog: Catalog) -> pl.DataFrame
     )
 
 
-def _join(fields: pl.DataFrame, columns: tuple[str, ...] = COLUMNS) -> pl.Series:
-    return fields.select(pl.concat_str(columns, separator=",")).to_series()
+def _join(fields: pl.DataFrame, columns: tuple[str, ...] = COLUMNS, end: str = "") -> pl.Series:
+    """Each row's `columns` as one CSV line (no field needs quoting), followed by `end`."""
+    line = pl.concat_str(columns, separator=",")
+    return fields.select(pl.concat_str([line, pl.lit(end)]) if end else line).to_series()
 
 
 def _faulty(
@@ -261,21 +279,18 @@ def _faulty(
                 expr = pl.when(pl.lit(choice) == i).then(pl.lit(variants[i])).otherwise(expr)
             lines.append(pl.select(expr).to_series())
         else:
-            change = {
-                Reason.INVALID_TIMESTAMP: lambda: {"timestamp": pick(rng, BAD_TIMESTAMPS, k)},
-                Reason.TIMESTAMP_OUT_OF_RANGE: lambda: {"timestamp": before_2000(rng, k)},
-                Reason.TIMESTAMP_IN_FUTURE: lambda: {"timestamp": in_2099(rng, k)},
-                Reason.UNKNOWN_CONVERSION_TYPE: lambda: {
-                    "conversion_type": pick(rng, UNKNOWN_TYPES, k)
-                },
-                Reason.INVALID_VALUE: lambda: {
-                    "conversion_type": pl.Series(["purchase"] * k),
-                    "value": pick(rng, BAD_VALUES, k),
-                    "currency": pl.Series(["USD"] * k),
-                },
-            }[reason]()
-            lines.append(_join(chunk.with_columns(**change)))
-    return pl.concat([s.rename("line") for s in lines]), tags, rows
+            if reason is Reason.UNKNOWN_CONVERSION_TYPE:
+                chunk = chunk.with_columns(conversion_type=pick(rng, UNKNOWN_TYPES, k))
+            elif reason is Reason.INVALID_VALUE:
+                chunk = chunk.with_columns(
+                    conversion_type=pl.lit("purchase"),
+                    value=pick(rng, BAD_VALUES, k),
+                    currency=pl.lit("USD"),
+                )
+            else:
+                chunk = chunk.with_columns(timestamp=bad_timestamps(rng, reason, k))
+            lines.append(_join(chunk))
+    return pl.concat([s.rename("line") for s in lines]) + "\n", tags, rows
 
 
 def write_events(
@@ -285,13 +300,14 @@ def write_events(
     catalog: Catalog,
     folder: Path,
     faults: bool,
+    sink: Sink,
 ) -> SourceTruth:
     """Write the click/conversion CSV files and return their truth."""
     fields = _fields(events, imps, catalog)
-    lines = _join(fields)
+    lines = _join(fields, end="\n")
     if events.legacy_file is not None:
         legacy = np.flatnonzero(events.row_file == events.legacy_file)
-        lines = lines.scatter(legacy, _join(fields[legacy], LEGACY_COLUMNS))
+        lines = lines.scatter(legacy, _join(fields[legacy], LEGACY_COLUMNS, "\n"))
     n = len(events.ts)
     pos = np.arange(n, dtype=np.float64)
     frames = [pl.DataFrame({"file": events.row_file, "pos": pos, "line": lines, "tag": VALID})]
@@ -328,7 +344,8 @@ def write_events(
         zip(events.names, file_slices(everything, len(events.names)), strict=True)
     ):
         header = LEGACY_COLUMNS if index == events.legacy_file else COLUMNS
-        (folder / name).write_bytes((",".join(header) + "\n").encode() + lines_bytes(part["line"]))
+        text = b"".join([(",".join(header) + "\n").encode(), lines_bytes(part["line"])])
+        sink.put(folder / name, const(text))
         truth.add(tally(part["tag"]))
     return truth
 

@@ -46,7 +46,7 @@ class Window:
 def draw(rng: np.random.Generator, weights: NDArray[np.float64], n: int) -> NDArray[np.int64]:
     """`n` indices drawn with probability proportional to `weights`."""
     cdf = np.cumsum(weights)
-    picks = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
+    picks: NDArray[np.int64] = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
     return np.minimum(picks, len(weights) - 1).astype(np.int64)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from advertisex.generate._clock import utc_text
+from advertisex.schemas import Reason
 
 # Not parseable by any reasonable timestamp parser, and free of commas and quotes so
 # they stay a single CSV field.
@@ -49,3 +50,14 @@ def before_2000(rng: np.random.Generator, n: int) -> pl.Series:
 def in_2099(rng: np.random.Generator, n: int) -> pl.Series:
     """Well-formed timestamps in 2099."""
     return _dates(rng, _Y2099, _Y2100, n)
+
+
+def bad_timestamps(rng: np.random.Generator, reason: Reason, n: int) -> pl.Series:
+    """`n` timestamps that must be rejected with `reason`."""
+    if reason is Reason.INVALID_TIMESTAMP:
+        return pick(rng, BAD_TIMESTAMPS, n)
+    if reason is Reason.TIMESTAMP_OUT_OF_RANGE:
+        return before_2000(rng, n)
+    if reason is Reason.TIMESTAMP_IN_FUTURE:
+        return in_2099(rng, n)
+    raise ValueError(f"{reason} is not a timestamp fault")

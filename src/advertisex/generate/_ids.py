@@ -10,10 +10,11 @@ import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# The two ASCII hex digits of every byte value, as one 2-byte cell each.
+_HEX_PAIRS = np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), dtype="<u2")
 _DASH = ord("-")
-# Where each of the 32 hex digits lands in "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
-_HEX_SLOTS = np.array([i + (i >= 8) + (i >= 12) + (i >= 16) + (i >= 20) for i in range(32)])
+# Runs of hex digits in "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
+_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 
 
 class IdKind(IntEnum):
@@ -48,11 +49,10 @@ def uuids(rng: np.random.Generator, kind: IdKind, first: int, n: int) -> pl.Seri
     raw = np.empty((n, 16), dtype=np.uint8)
     raw[:, :8] = hi.astype(">u8").view(np.uint8).reshape(n, 8)
     raw[:, 8:] = lo.astype(">u8").view(np.uint8).reshape(n, 8)
-    digits = np.empty((n, 32), dtype=np.uint8)
-    digits[:, 0::2] = _HEX[raw >> 4]
-    digits[:, 1::2] = _HEX[raw & 15]
+    digits = _HEX_PAIRS[raw].view(np.uint8).reshape(n, 32)
     text = np.full((n, 36), _DASH, dtype=np.uint8)
-    text[:, _HEX_SLOTS] = digits
+    for (src, stop), dst in zip(_GROUPS, (0, 9, 14, 19, 24), strict=True):
+        text[:, dst : dst + stop - src] = digits[:, src:stop]
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int64)
     array = pa.LargeStringArray.from_buffers(
         n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text.tobytes())

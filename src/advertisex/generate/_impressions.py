@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,9 @@ from numpy.typing import NDArray
 from advertisex.generate._catalog import MOBILE, TABLET, Catalog
 from advertisex.generate._clock import Window, draw, draw_times, offset_text, utc_text
 from advertisex.generate._faults import (
-    BAD_TIMESTAMPS,
     NOT_OBJECTS,
-    before_2000,
+    bad_timestamps,
     fault_count,
-    in_2099,
     pick,
 )
 from advertisex.generate._ids import IdKind, uuids
@@ -29,7 +28,14 @@ from advertisex.generate._layout import (
     pick_duplicates,
     split_days,
 )
-from advertisex.generate._output import SourceTruth, gzip_bytes, lines_bytes, tally
+from advertisex.generate._output import (
+    Sink,
+    SourceTruth,
+    const,
+    gzip_bytes,
+    lines_bytes,
+    tally,
+)
 from advertisex.schemas import Reason
 
 MAX_LINES = 400_000
@@ -87,7 +93,7 @@ def draw_impressions(
     day = window.day_of(ts)
     regular = np.ones(n, dtype=np.bool_)
     n_day0 = int(np.count_nonzero(day == 0))
-    tail = min(5000, max(20, n_day0 // 50)) if n_day0 >= 100 else 0
+    tail = min(5000, max(10, n_day0 // 50)) if n_day0 >= 20 else 0
     regular[n_day0 - tail : n_day0] = False
     # The seed shape has no id: its rows are told apart by their natural key only.
     key_clash = (
@@ -161,8 +167,10 @@ def _records(imps: Impressions, catalog: Catalog, window: Window) -> pl.DataFram
     return frame.with_columns(timestamp=timestamp, currency=pl.lit("USD")).select(FIELDS)
 
 
-def _encode(records: pl.DataFrame, fields: tuple[str, ...] = FIELDS) -> pl.Series:
-    return records.select(pl.struct(fields).struct.json_encode()).to_series()
+def _encode(records: pl.DataFrame, fields: tuple[str, ...] = FIELDS, end: str = "") -> pl.Series:
+    """Each record as one JSON object, followed by `end`."""
+    json = pl.struct(fields).struct.json_encode()
+    return records.select(pl.concat_str([json, pl.lit(end)]) if end else json).to_series()
 
 
 def _faulty(
@@ -220,13 +228,9 @@ def _faulty(
                 ).to_series()
             )
         else:
-            bad = {
-                Reason.INVALID_TIMESTAMP: lambda: pick(rng, BAD_TIMESTAMPS, k),
-                Reason.TIMESTAMP_OUT_OF_RANGE: lambda: before_2000(rng, k),
-                Reason.TIMESTAMP_IN_FUTURE: lambda: in_2099(rng, k),
-            }[reason]()
+            bad = bad_timestamps(rng, reason, k)
             lines.append(_encode(chunk.with_columns(timestamp=bad)))
-    return pl.concat([s.rename("line") for s in lines]), tags, rows
+    return pl.concat([s.rename("line") for s in lines]) + "\n", tags, rows
 
 
 def _cut_short(raw: bytes, packed: bytes) -> tuple[bytes, int, bool]:
@@ -250,13 +254,14 @@ def write_impressions(
     window: Window,
     folder: Path,
     faults: bool,
+    sink: Sink,
 ) -> tuple[SourceTruth, NDArray[np.bool_]]:
     """Write the impression files; return their truth and which base rows a reader can see."""
     records = _records(imps, catalog, window)
-    lines = _encode(records)
+    lines = _encode(records, end="\n")
     if imps.legacy_file is not None:
         legacy = np.flatnonzero(imps.row_file == imps.legacy_file)
-        lines = lines.scatter(legacy, _encode(records[legacy], LEGACY_FIELDS))
+        lines = lines.scatter(legacy, _encode(records[legacy], LEGACY_FIELDS, "\n"))
     n = len(imps.ts)
     pos = np.arange(n, dtype=np.float64)
     frames = [
@@ -306,18 +311,14 @@ def write_impressions(
     ):
         raw = lines_bytes(part["line"])
         path = folder / name
-        if not name.endswith(".gz"):
-            path.write_bytes(raw)
-            truth.add(tally(part["tag"]))
-            continue
-        packed = gzip_bytes(raw)
         if index == imps.tail_file and faults:
-            packed, survivors, partial = _cut_short(raw, packed)
+            packed, survivors, torn = _cut_short(bytes(raw), gzip_bytes(raw))
             truth.add(tally(part["tag"].head(survivors)))
-            if partial:
+            if torn:
                 truth.add({Reason.TRUNCATED_FILE.value: 1})
             seen[part["row"].slice(survivors).to_numpy()] = False
-        else:
-            truth.add(tally(part["tag"]))
-        path.write_bytes(packed)
+            path.write_bytes(packed)
+            continue
+        truth.add(tally(part["tag"]))
+        sink.put(path, partial(gzip_bytes, raw) if name.endswith(".gz") else const(raw))
     return truth, seen

@@ -94,6 +94,4 @@ def file_slices(frame: pl.DataFrame, files: int) -> list[pl.DataFrame]:
     """`frame` sorted by (file, pos) and cut into one frame per file index 0..files-1."""
     ordered = frame.sort(["file", "pos"], maintain_order=True)
     bounds = np.searchsorted(ordered["file"].to_numpy(), np.arange(files + 1))
-    return [
-        ordered.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])) for i in range(files)
-    ]
+    return [ordered.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])) for i in range(files)]

@@ -15,6 +15,7 @@ from advertisex.generate._catalog import build_catalog
 from advertisex.generate._clicks import CLICK, attribution, draw_events, write_events
 from advertisex.generate._clock import Window
 from advertisex.generate._impressions import draw_impressions, write_impressions
+from advertisex.generate._output import Sink
 
 # Folders under data/ and the prefix of the files this generator owns in each.
 _SOURCES = {"impressions": "impressions_", "clicks": "clicks_", "bid_requests": "bid_requests_"}
@@ -52,9 +53,11 @@ def generate(
     """Write a data set under `out_dir` (see docs/generator-contract.md) and return its truth.
 
     `impressions` distinct impressions are drawn over `days` days from `start` (default:
-    `days` days before today, UTC); `clicks` fixes the number of clicks (default: each
-    campaign's CTR decides; conversions follow at a few % of clicks) and `bid_requests` the
-    number of auctions (default: impressions // 2). The same arguments give the same bytes.
+    `days` days before today, UTC). `clicks` fixes the number of distinct clicks plus
+    conversions (default: each campaign's CTR and conversion rate decide) and
+    `bid_requests` the number of distinct auctions (default: impressions // 2). Faults,
+    duplicates and the cut-short gzip come on top. The same arguments give the same bytes;
+    files a previous run left under `out_dir/data` are replaced.
     """
     _check("impressions", impressions, 1)
     _check("days", days, 1)
@@ -78,13 +81,16 @@ def generate(
     bids = draw_bids(stream(4), catalog, imps, window, auctions)
 
     catalog.creatives.write_csv(out / "dims" / "creatives.csv")
-    imp_truth, seen = write_impressions(
-        stream(5), imps, catalog, window, folders["impressions"], faults
-    )
-    event_truth = write_events(stream(6), events, imps, catalog, folders["clicks"], faults)
-    bid_truth = write_bids(
-        stream(7), bids, catalog, folders["bid_requests"], faults, salt=f"{seed}/{start}/{days}"
-    )
+    with Sink() as sink:
+        imp_truth, seen = write_impressions(
+            stream(5), imps, catalog, window, folders["impressions"], faults, sink
+        )
+        event_truth = write_events(
+            stream(6), events, imps, catalog, folders["clicks"], faults, sink
+        )
+        bid_truth = write_bids(
+            stream(7), bids, catalog, folders["bid_requests"], faults, f"{seed}/{start}", sink
+        )
     attribution(events, imps).write_parquet(out / "truth_attribution.parquet")
 
     n_campaigns = len(catalog.campaign_ids)
