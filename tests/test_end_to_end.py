@@ -45,12 +45,17 @@ def test_ingest_reconciles_with_truth_and_is_idempotent(
         for campaign_id, expected in truth["campaigns"].items():
             row = campaigns.get(campaign_id, {"impressions": 0, "clicks": 0, "conversions": 0})
             assert (row["impressions"], row["clicks"], row["conversions"]) == (
-                expected["impressions"], expected["clicks"], expected["conversions"]
+                expected["impressions"],
+                expected["clicks"],
+                expected["conversions"],
             ), campaign_id
 
-        stored = {t: store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                  for t in ("impressions", "clicks_conversions", "bid_requests", "rejects")}
+        stored = {
+            t: store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("impressions", "clicks_conversions", "bid_requests", "rejects")
+        }
         again = ingest(store, settings, out / "data", force=True)
         assert all(c.accepted == 0 for c in again.sources.values())
-        assert stored == {t: store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                          for t in stored}
+        assert stored == {
+            t: store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in stored
+        }

@@ -188,17 +188,20 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path: Pat
     ]
 
     clean = tmp_path / "clean.duckdb"
-    started = time.perf_counter()
     subprocess.run([*cmd, "--db", str(clean)], check=False, capture_output=True, timeout=300)
-    duration = time.perf_counter() - started
 
-    # DuckDB locks the file against readers while the writer runs, so progress cannot be
-    # polled: kill at 60 % of an uninterrupted run, well after the first commits.
+    # DuckDB locks the file against readers while the writer runs, so progress is read from
+    # its write-ahead log: kill as soon as a batch has been committed to it.
     killed = tmp_path / "killed.duckdb"
+    wal = Path(str(killed) + ".wal")
     proc = subprocess.Popen(
         [*cmd, "--db", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    time.sleep(duration * 0.6)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if wal.exists() and wal.stat().st_size > 1_000_000:
+            break
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     partial = _table_contents(killed)

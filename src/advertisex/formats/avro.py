@@ -8,6 +8,8 @@ rest of the file goes on.
 from __future__ import annotations
 
 import io
+import json
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -22,18 +24,22 @@ def decode_avro(batch: RawBatch) -> Decoded:
     rejects: list[tuple[int | None, int | None, str, Reason, str | None, str]] = []
     if batch.truncated_tail is not None:
         rejects.append(
-            (batch.end_record + 1, batch.end_offset, batch.truncated_tail.hex(" "),
-             Reason.BAD_AVRO_BLOCK, None, batch.truncation_detail)
+            (
+                batch.end_record + 1,
+                batch.end_offset,
+                batch.truncated_tail.hex(" "),
+                Reason.BAD_AVRO_BLOCK,
+                None,
+                batch.truncation_detail,
+            )
         )
     if not batch.blocks:
-        return Decoded("struct", pa.table({"_record": pa.array([], pa.int64()),
-                                           "_offset": pa.array([], pa.int64())}),
-                       rejects_table(rejects))
+        return Decoded("struct", _no_records(), rejects_table(rejects))
     tables: list[pa.Table] = []
     try:
         tables.append(_read(batch.header + batch.data))
         good = list(batch.blocks)
-    except Exception:  # noqa: BLE001 - any decoder failure: isolate the bad block(s)
+    except Exception:  # any decoder failure: isolate the bad block(s)
         good = []
         record = batch.first_record
         for block in batch.blocks:
@@ -41,19 +47,34 @@ def decode_avro(batch: RawBatch) -> Decoded:
             try:
                 tables.append(_read(batch.header + batch.data[start : start + length]))
                 good.append(block)
-            except Exception as e:  # noqa: BLE001
-                rejects.append((record, offset, batch.data[start : start + 64].hex(" "),
-                                Reason.BAD_AVRO_BLOCK, None,
-                                f"block of {count} records at byte {offset}: {e}"[:500]))
+            except Exception as e:
+                rejects.append(
+                    (
+                        record,
+                        offset,
+                        batch.data[start : start + 64].hex(" "),
+                        Reason.BAD_AVRO_BLOCK,
+                        None,
+                        f"block of {count} records at byte {offset}: {e}"[:500],
+                    )
+                )
             record += count
-    table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    if not tables:  # every block was bad
+        return Decoded("struct", _no_records(), rejects_table(rejects))
+    table = pa.concat_tables(tables, promote_options="permissive")
     numbers, offsets = _origins(batch, good)
-    table = table.append_column("_offset", pa.array(offsets)) if table.num_columns else table
-    table = table.append_column("_record", pa.array(numbers)) if table.num_columns else table
+    table = table.append_column("_offset", pa.array(offsets))
+    table = table.append_column("_record", pa.array(numbers))
     return Decoded("struct", table, rejects_table(rejects))
 
 
-def _origins(batch: RawBatch, good: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _no_records() -> pa.Table:
+    return pa.table({"_record": pa.array([], pa.int64()), "_offset": pa.array([], pa.int64())})
+
+
+def _origins(
+    batch: RawBatch, good: list[tuple[int, int, int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Record numbers and block offsets of the records in the good blocks."""
     all_counts = np.array([b[1] for b in batch.blocks], dtype=np.int64)
     firsts = batch.first_record + np.concatenate(([0], np.cumsum(all_counts)[:-1]))
@@ -71,8 +92,35 @@ def _read(container: bytes) -> pa.Table:
     """One small container as Arrow: polars first, fastavro for what polars cannot read."""
     try:
         return pl.read_avro(io.BytesIO(container)).to_arrow()
-    except Exception:  # noqa: BLE001 - polars lacks some Avro types (maps, enums in unions)
+    except Exception:  # polars lacks some Avro types (maps, enums in unions, mixed unions)
         import fastavro
 
-        records = list(fastavro.reader(io.BytesIO(container)))
+        return _from_records(list(fastavro.reader(io.BytesIO(container))))
+
+
+def _from_records(records: list[Any]) -> pa.Table:
+    """fastavro's records as Arrow.
+
+    A schema that is not a record ("int", a union) gives one column, `value`; a field Arrow
+    cannot give one type (a union of string and int) is kept as text.
+    """
+    if not all(isinstance(r, dict) for r in records):
+        records = [{"value": r} for r in records]
+    try:
         return pa.Table.from_pylist(records)
+    except pa.ArrowException:
+        pass
+    columns: dict[str, pa.Array] = {}
+    for name in dict.fromkeys(k for r in records for k in r):
+        values = [r.get(name) for r in records]
+        try:
+            columns[name] = pa.array(values)
+        except pa.ArrowException:
+            columns[name] = pa.array(
+                [
+                    v if v is None or isinstance(v, str) else json.dumps(v, default=str)
+                    for v in values
+                ],
+                pa.large_string(),
+            )
+    return pa.table(columns)

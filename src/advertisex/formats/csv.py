@@ -23,7 +23,7 @@ _DELIMITERS = (",", "\t", ";", "|")
 
 def header_names(header: bytes) -> tuple[list[str], str]:
     """Column names (trimmed, lower-case, unique) and the delimiter, from the header line."""
-    text = _text(header).lstrip("\ufeff").rstrip("\r\n").replace("\x00", "")
+    text = _text(header).lstrip("\ufeff").strip("\r\n").replace("\x00", "")
     delim = max(_DELIMITERS, key=text.count) if text else ","
     try:
         row = next(csv.reader(io.StringIO(text, newline=""), delimiter=delim), [])
@@ -88,8 +88,14 @@ def decode_csv(batch: RawBatch) -> Decoded:
             else f"expected {len(names)} fields, found {int(fields[i])}"
         )
         reject_rows.append(
-            (int(line_no[i]), batch.start_offset + int(starts[i]), text, Reason.MALFORMED_CSV,
-             None, detail)
+            (
+                int(line_no[i]),
+                batch.start_offset + int(starts[i]),
+                text,
+                Reason.MALFORMED_CSV,
+                None,
+                detail,
+            )
         )
 
     keep = np.flatnonzero(good)
@@ -111,8 +117,9 @@ def decode_csv(batch: RawBatch) -> Decoded:
 
 def _is_utf8(data: bytes) -> bool:
     arr = pa.Array.from_buffers(
-        pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)),
-                               pa.py_buffer(data)]
+        pa.large_string(),
+        1,
+        [None, pa.py_buffer(np.array([0, len(data)], np.int64)), pa.py_buffer(data)],
     )
     try:
         arr.validate(full=True)
@@ -152,6 +159,8 @@ def _parse_each(body: bytes, names: list[str], delim: str) -> pa.Table:
     text = body.decode("utf-8", errors="replace")
     rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delim) if r]
     return pa.table(
-        {n: pa.array([r[i] if i < len(r) else "" for r in rows], pa.large_string())
-         for i, n in enumerate(names)}
+        {
+            n: pa.array([r[i] if i < len(r) else "" for r in rows], pa.large_string())
+            for i, n in enumerate(names)
+        }
     )

@@ -69,7 +69,7 @@ def decode(batch: RawBatch, con: duckdb.DuckDBPyConnection) -> Decoded:
     return avro.decode_avro(batch)
 
 
-def tail_reject(batch: RawBatch) -> list[tuple[int | None, int | None, str, Reason, str | None, str]]:
+def tail_reject(batch: RawBatch) -> list[RejectRow]:
     """The partial last record of a cut-short stream, as a reject row."""
     if batch.truncated_tail is None:
         return []

@@ -5,14 +5,21 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 
-from advertisex.formats.decoded import Decoded, rejects_table, tail_reject
+from advertisex.formats.decoded import Decoded, RejectRow, rejects_table, tail_reject
 from advertisex.schemas.reasons import Reason
 from advertisex.sources.batch import RawBatch
 
+_BOM = b"\xef\xbb\xbf"
+# DuckDB's JSON reader accepts a comma before a closing bracket ({"a": 1,}); JSON does not.
+# The cheap pattern finds candidates; the anchored one confirms the comma is outside strings.
+_TRAILING_COMMA = r",\s*[}\]]"
+_TRAILING_COMMA_OUTSIDE_STRINGS = r'(?s)^(?:[^"]|"(?:[^"\\]|\\.)*")*?,\s*[}\]]'
+_TRAILING_COMMA_DETAIL = "a comma before a closing bracket is not valid JSON"
 
-def lines_table(data: bytes, start_offset: int, first_record: int) -> pa.Table:
+
+def lines_table(data: bytes | memoryview, start_offset: int, first_record: int) -> pa.Table:
     """One row per line: line number, byte offset and text, zero-copy over `data`.
 
     Each text keeps its line terminator (JSON ignores it; rejects strip it) and blank lines
@@ -42,9 +49,47 @@ def lines_table(data: bytes, start_offset: int, first_record: int) -> pa.Table:
 
 
 def decode_lines(batch: RawBatch) -> Decoded:
-    records = lines_table(batch.data, batch.start_offset, batch.first_record)
+    data: bytes | memoryview = batch.data
+    start = batch.start_offset
+    if start == 0 and batch.data.startswith(_BOM):
+        # A byte-order mark opens the file, not its first record.
+        data, start = memoryview(batch.data)[len(_BOM) :], len(_BOM)
+    records = lines_table(data, start, batch.first_record)
     records = _valid_utf8(records)
-    return Decoded("json", records, rejects_table(tail_reject(batch)))
+    rejects = tail_reject(batch)
+    records = _without_trailing_commas(records, rejects)
+    return Decoded("json", records, rejects_table(rejects))
+
+
+def _trailing_comma(t: pa.Table) -> pa.Table:
+    """The rows of `t` whose `_raw` JSON text has a comma before a closing bracket."""
+    maybe = pc.match_substring_regex(t.column("_raw"), _TRAILING_COMMA)
+    if not pc.any(maybe).as_py():
+        return t.slice(0, 0)
+    candidates = t.filter(maybe)
+    return candidates.filter(
+        pc.match_substring_regex(candidates.column("_raw"), _TRAILING_COMMA_OUTSIDE_STRINGS)
+    )
+
+
+def _without_trailing_commas(t: pa.Table, rejects: list[RejectRow]) -> pa.Table:
+    """Lines with a trailing comma moved to `rejects` as malformed JSON."""
+    bad = _trailing_comma(t)
+    if bad.num_rows == 0:
+        return t
+    for row in bad.select(["_record", "_offset", "_raw"]).to_pylist():
+        rejects.append(
+            (
+                row["_record"],
+                row["_offset"],
+                row["_raw"].rstrip("\r\n"),
+                Reason.MALFORMED_JSON,
+                None,
+                _TRAILING_COMMA_DETAIL,
+            )
+        )
+    gone = bad.column("_record").combine_chunks()
+    return t.filter(pc.invert(pc.is_in(t.column("_record"), value_set=gone)))
 
 
 def _valid_utf8(t: pa.Table) -> pa.Table:
@@ -74,10 +119,11 @@ def decode_document(batch: RawBatch, con: duckdb.DuckDBPyConnection) -> Decoded:
         "SELECT json_valid(doc), CASE WHEN json_valid(doc) THEN json_type(doc) END FROM doc"
     ).fetchall()
     valid, kind = rows[0] if rows else (False, None)
+    detail = "not a valid JSON document"
+    if valid and _trailing_comma(doc.rename_columns(["_raw"])).num_rows:
+        valid, detail = False, _TRAILING_COMMA_DETAIL
     if not valid:
-        rejects.append(
-            (1, batch.start_offset, text, Reason.MALFORMED_JSON, None, "not a valid JSON document")
-        )
+        rejects.append((1, batch.start_offset, text, Reason.MALFORMED_JSON, None, detail))
         return Decoded("json", lines_table(b"", 0, 1), rejects_table(rejects))
     if kind == "ARRAY":
         records = con.sql(
@@ -93,6 +139,6 @@ def decode_document(batch: RawBatch, con: duckdb.DuckDBPyConnection) -> Decoded:
     records = records.cast(
         pa.schema([("_record", pa.int64()), ("_offset", pa.int64()), ("_raw", pa.large_string())])
     )
-    lengths = pa.compute.binary_length(records.column("_raw"))
+    lengths = pc.binary_length(records.column("_raw"))
     records = records.append_column("_len", lengths.cast(pa.int64()))
     return Decoded("json", records, rejects_table(rejects))

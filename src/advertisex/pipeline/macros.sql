@@ -29,5 +29,7 @@ CREATE OR REPLACE TEMP MACRO advx_domain(s) AS nullif(rtrim(
     ELSE advx_host(s)
   END, '.'), '');
 
--- A money amount as integer micros (1.5 -> 1500000).
-CREATE OR REPLACE TEMP MACRO advx_micros(x) AS CAST(round(x * 1000000) AS BIGINT);
+-- A money amount as integer micros (1.5 -> 1500000); NULL for what no amount can be (NaN,
+-- infinities, beyond BIGINT): validate rejects those rows, this only keeps them from failing.
+CREATE OR REPLACE TEMP MACRO advx_micros(x) AS
+  CASE WHEN isfinite(x) AND abs(x) < 9e12 THEN CAST(round(x * 1000000) AS BIGINT) END;

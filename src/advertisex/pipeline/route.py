@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.batch import Format
 from advertisex.sources.files import FileInput, peek_text
 
-_BID_KEYS = {"imp", "auction_details", "user_info", "seatbid", "ad_targeting"}
+_BID_KEYS = {"imp", "auction_details", "user_info", "seatbid", "ad_targeting", "openrtb"}
 _EVENT_KEYS = {"conversion_type", "event_type"}
+_KEY = re.compile(rb'"(\w+)"\s*:')
 
 
 def route(fi: FileInput) -> Source:
@@ -39,10 +41,14 @@ def _json_source(text: bytes) -> str:
                 continue
     for c in candidates:
         if isinstance(c, dict):
-            keys = set(c)
-            if keys & _BID_KEYS:
-                return "bid_requests"
-            if keys & _EVENT_KEYS:
-                return "clicks_conversions"
-            return "impressions"
+            return _by_keys(set(c))
+    # Nothing parses (a broken document): the keys the text names still tell its source.
+    return _by_keys({k.decode() for k in _KEY.findall(s)})
+
+
+def _by_keys(keys: set[str]) -> str:
+    if keys & _BID_KEYS:
+        return "bid_requests"
+    if keys & _EVENT_KEYS:
+        return "clicks_conversions"
     return "impressions"

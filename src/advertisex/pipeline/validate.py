@@ -80,10 +80,11 @@ def validate_sql(source: Source, relation: str, rules: Rules) -> str:
         elif col.sql_type == "DOUBLE":
             checks.append(
                 (
-                    f"{c} IS NOT NULL AND ({t} IS NULL OR isnan({t}) OR isinf({t}) OR {t} < 0)",
+                    f"{c} IS NOT NULL AND ({t} IS NULL OR isnan({t}) OR isinf({t}) OR {t} < 0 "
+                    f"OR {t} >= 9e12)",
                     Reason.INVALID_VALUE,
                     col.name,
-                    f"{_lit(col.name + ' must be a non-negative number, not ')} || {c}",
+                    f"{_lit(col.name + ' must be a non-negative number below 9e12, not ')} || {c}",
                 )
             )
     if source.name == "clicks_conversions":

@@ -108,7 +108,9 @@ def iter_avro_batches(
             if count is None:
                 break
             length = _read_long(f)
-            if length is None or count < 0 or length < 0:
+            if length is None:
+                raise EOFError(f"file ends inside the block at byte {block_offset}")
+            if count < 0 or length < 0:
                 raise ValueError(f"block at byte {block_offset} has a negative size")
             body = f.read(length)
             marker = f.read(SYNC_SIZE)
@@ -133,8 +135,19 @@ def iter_avro_batches(
     if problem:
         f.seek(offset)
         tail = f.read(256)
-    yield _batch(uri, header, parts, blocks, batch_start, first_record, offset, record,
-                 tail=tail, detail=problem, final=True)
+    yield _batch(
+        uri,
+        header,
+        parts,
+        blocks,
+        batch_start,
+        first_record,
+        offset,
+        record,
+        tail=tail,
+        detail=problem,
+        final=True,
+    )
 
 
 def _batch(
@@ -151,11 +164,18 @@ def _batch(
     final: bool = False,
 ) -> RawBatch:
     return RawBatch(
-        uri, Format.AVRO, b"".join(parts), start, first_record, end, end_record,
-        header=header, truncated_tail=tail, truncation_detail=detail,
-        final=final, blocks=tuple(
-            (b.offset, b.count, b.start, b.length) for b in blocks
-        ),
+        uri,
+        Format.AVRO,
+        b"".join(parts),
+        start,
+        first_record,
+        end,
+        end_record,
+        header=header,
+        truncated_tail=tail,
+        truncation_detail=detail,
+        final=final,
+        blocks=tuple((b.offset, b.count, b.start, b.length) for b in blocks),
     )
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import bz2
-import json
 import glob
+import json
 import os
 import zlib
 from collections.abc import Iterator
@@ -101,6 +101,13 @@ def sniff_file(path: Path, forced: Format | None = None) -> FileInput:
         compression = compression or _COMPRESSED[stem_suffix]
         stem_suffix = Path(name[: -len(stem_suffix)]).suffix
     text = _decompressed_head(path, compression) if compression else head
+    if text[:3] == b"Obj" and text[3:4] < b" " and text[3:4] != b"\x01" and forced is None:
+        raise InputError(
+            f"cannot read {path}: an Avro container of an old version (magic "
+            f"{text[:4].hex(' ')}); only Avro 1.3+ containers (4f 62 6a 01) can be read, "
+            "rewrite it with a current Avro library",
+            path=str(path),
+        )
     if forced is not None:
         fmt = forced
     elif text.startswith(b"Obj\x01"):
@@ -118,8 +125,16 @@ def sniff_file(path: Path, forced: Format | None = None) -> FileInput:
         stripped = text.lstrip(b"\xef\xbb\xbf \t\r\n")
         fmt = Format.NDJSON if stripped[:1] in (b"{", b"[") else Format.CSV
     if fmt is Format.AVRO and compression:
-        raise InputError(f"cannot read {path}: Avro containers carry their own codec; "
-                         "decompress the file first", path=str(path))
+        raise InputError(
+            f"cannot read {path}: Avro containers carry their own codec; decompress the file first",
+            path=str(path),
+        )
+    if fmt is not Format.AVRO and text.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(
+            f"cannot read {path}: it is UTF-16 text (byte-order mark {text[:2].hex(' ')}); "
+            "save it as UTF-8 and ingest it again",
+            path=str(path),
+        )
     return FileInput(path, fmt, compression, st.st_size, st.st_mtime_ns)
 
 
@@ -150,6 +165,7 @@ class _DecompressingReader:
         self._d: _Decompressor | None = self._new() if compression else None
         self._pending = b""
         self.truncated = ""  # why the stream ended early, if it did
+        self.cr_newlines = False
 
     def _new(self) -> _Decompressor:
         if self._compression == "gzip":
@@ -158,6 +174,11 @@ class _DecompressingReader:
 
     def read_block(self, size: int) -> bytes:
         """About `size` decompressed bytes; b"" at the end."""
+        data = self._read_block(size)
+        # Classic Mac text ends lines with a lone CR: read each as a line end, byte for byte.
+        return data.replace(b"\r", b"\n") if self.cr_newlines else data
+
+    def _read_block(self, size: int) -> bytes:
         if self._d is None:
             return self._raw.read(size)
         out = [self._pending]
@@ -211,9 +232,7 @@ def read_file_batches(
     try:
         with fi.path.open("rb") as raw:
             if fi.fmt is Format.AVRO:
-                yield from iter_avro_batches(
-                    raw, fi.uri, batch_bytes, resume_offset, resume_record
-                )
+                yield from iter_avro_batches(raw, fi.uri, batch_bytes, resume_offset, resume_record)
                 return
             reader = _DecompressingReader(raw, fi.compression)
             yield from _text_batches(fi, reader, batch_bytes, resume_offset, resume_record)
@@ -235,14 +254,14 @@ def _text_batches(
     buf = b""
     fmt = fi.fmt
     if fmt is Format.CSV:
-        buf = reader.read_block(batch_bytes)
-        end = _csv_boundary(buf, first=True)
+        buf = _first_block(reader, batch_bytes)
+        end = _csv_header_end(buf)
         while end < 0 and not reader.truncated:
             more = reader.read_block(batch_bytes)
             if not more:
                 break
             buf += more
-            end = _csv_boundary(buf, first=True)
+            end = _csv_header_end(buf)
         if end < 0:
             end = len(buf)
         header, buf = buf[:end], buf[end:]
@@ -251,7 +270,7 @@ def _text_batches(
         if not header.endswith(b"\n"):
             header += b"\n"
     elif fmt is Format.NDJSON:
-        buf = reader.read_block(batch_bytes)
+        buf = _first_block(reader, batch_bytes)
         if _is_json_document(buf, reader):
             fmt = Format.JSON_DOC
     # Skip what an earlier run already committed.
@@ -323,6 +342,22 @@ def _text_batches(
             return
 
 
+def _first_block(reader: _DecompressingReader, batch_bytes: int) -> bytes:
+    """The first block of a text file; lines ending in a lone CR switch the reader to CR."""
+    buf = reader.read_block(batch_bytes)
+    if b"\n" not in buf and b"\r" in buf:
+        reader.cr_newlines = True
+        buf = buf.replace(b"\r", b"\n")
+    return buf
+
+
+def _csv_header_end(buf: bytes) -> int:
+    """End of the header: the first record that is not a blank line; -1 if there is none yet."""
+    lead = len(buf) - len(buf.lstrip(b"\r\n"))
+    end = _csv_boundary(memoryview(buf)[lead:], first=True)
+    return end + lead if end >= 0 else -1
+
+
 def _boundary(buf: bytes, fmt: Format) -> int:
     """End of the last whole record in buf (0 if there is none)."""
     if fmt is Format.CSV:
@@ -330,7 +365,7 @@ def _boundary(buf: bytes, fmt: Format) -> int:
     return buf.rfind(b"\n") + 1
 
 
-def _csv_boundary(buf: bytes, *, first: bool) -> int:
+def _csv_boundary(buf: bytes | memoryview, *, first: bool) -> int:
     """End of the first (or last) record: a newline outside quotes; -1 if there is none.
 
     RFC 4180 escapes a quote by doubling it, so quote parity alone tells inside from outside.
@@ -349,11 +384,20 @@ def _csv_boundary(buf: bytes, *, first: bool) -> int:
 def _is_json_document(buf: bytes, reader: _DecompressingReader) -> bool:
     """True when the text is one JSON document (an array, or one value over many lines)."""
     s = buf.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if s.startswith(b"["):
-        return True
-    if not s.startswith(b"{") or b"\n" not in s.rstrip():
+    if not s.startswith((b"{", b"[")):
         return False
-    # NDJSON (even with a broken first line) is not one value; a pretty-printed object is.
+    if b"\n" not in s.rstrip():
+        return s.startswith(b"[")  # one line: an array is a document, an object a record
+    lines = s.split(b"\n", 2)  # two at least: the text has a newline
+    first, second = lines[0].rstrip(), lines[1].strip()
+    if first.endswith((b"{", b"[", b",")) and not (
+        second.startswith(b"{") and second.endswith(b"}")
+    ):
+        # A structure left open on the next line (pretty-printed, or an array one element
+        # per line): one document, even if broken further on. A cut first line followed by
+        # whole records is NDJSON.
+        return True
+    # NDJSON (even with a broken first line) is not one value; a short document that parses is.
     if len(s) > _MAX_DOCUMENT:
         return False
     try:
