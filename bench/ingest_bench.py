@@ -20,9 +20,31 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import BigInteger, DateTime, String, create_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
 HERE = Path(__file__).resolve().parent
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Impression(Base):
+    """The ORM row of the baseline: one object per impression."""
+
+    __tablename__ = "impressions"
+    event_id: Mapped[str] = mapped_column(String, primary_key=True)
+    event_time: Mapped[datetime] = mapped_column(DateTime)
+    user_id: Mapped[str] = mapped_column(String)
+    creative_id: Mapped[str] = mapped_column(String)
+    site: Mapped[str | None] = mapped_column(String, nullable=True)
+    price_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 RUN_ONE = """
 import json, sys, time
 from pathlib import Path
@@ -60,23 +82,6 @@ def run_ingest(db: Path, paths: list[Path]) -> dict[str, object]:
 
 def orm_baseline(lines: list[bytes], db: Path) -> float:
     """Row at a time: json.loads, an ORM object, session.add per row, one commit (SQLite)."""
-    from datetime import datetime
-
-    from sqlalchemy import BigInteger, DateTime, String, create_engine
-    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-
-    class Base(DeclarativeBase):
-        pass
-
-    class Impression(Base):
-        __tablename__ = "impressions"
-        event_id: Mapped[str] = mapped_column(String, primary_key=True)
-        event_time: Mapped[datetime] = mapped_column(DateTime)
-        user_id: Mapped[str] = mapped_column(String)
-        creative_id: Mapped[str] = mapped_column(String)
-        site: Mapped[str | None] = mapped_column(String, nullable=True)
-        price_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-
     db.unlink(missing_ok=True)
     engine = create_engine(f"sqlite:///{db}")
     Base.metadata.create_all(engine)
@@ -85,16 +90,19 @@ def orm_baseline(lines: list[bytes], db: Path) -> float:
         for line in lines:
             try:
                 rec = json.loads(line)
+                if not isinstance(rec, dict):
+                    continue
                 ts = datetime.fromisoformat(str(rec["timestamp"]))
-            except (ValueError, KeyError):
+                user_id, creative_id = str(rec["user_id"]), str(rec["creative_id"])
+            except (ValueError, KeyError, TypeError):
                 continue
             price = rec.get("price")
             session.add(
                 Impression(
                     event_id=str(rec.get("impression_id")),
                     event_time=ts,
-                    user_id=str(rec["user_id"]),
-                    creative_id=str(rec["creative_id"]),
+                    user_id=user_id,
+                    creative_id=creative_id,
                     site=rec.get("website"),
                     price_micros=round(price * 1e6) if isinstance(price, float) else None,
                 )
@@ -130,6 +138,7 @@ def main() -> None:
     ap.add_argument("--bids", type=int, default=1_000_000)
     ap.add_argument("--orm-rows", type=int, default=50_000)
     ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument("--orm-only", action="store_true", help="only the ORM baseline")
     args = ap.parse_args()
 
     out: Path = args.out
