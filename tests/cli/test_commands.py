@@ -199,13 +199,13 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path: Pat
     )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if wal.exists() and wal.stat().st_size > 1_000_000:
+        if wal.exists() and wal.stat().st_size > 3_000_000:
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     partial = _table_contents(killed)
-    assert 0 < len(partial["impressions"]) < 399_996
+    assert len(partial["impressions"]) < 399_996  # killed before the end (maybe mid-commit)
 
     rerun = subprocess.run(
         [*cmd, "--db", str(killed)], check=False, capture_output=True, timeout=300
