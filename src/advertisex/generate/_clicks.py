@@ -15,7 +15,9 @@ from advertisex.generate._faults import (
     BAD_VALUES,
     UNKNOWN_TYPES,
     bad_timestamps,
+    choose,
     fault_count,
+    fault_runs,
     pick,
 )
 from advertisex.generate._ids import IdKind, uuids
@@ -239,9 +241,11 @@ def _faulty(
     rng: np.random.Generator, fields: pl.DataFrame, templates: NDArray[np.int64], first_id: int
 ) -> tuple[pl.Series, list[str], NDArray[np.int64]]:
     """Faulty rows copied from template rows, a run of each reject reason in turn."""
-    counts = {
-        reason: fault_count(rng, fields.height)
-        for reason in (
+    runs, rows = fault_runs(
+        rng,
+        fields,
+        templates,
+        (
             Reason.MISSING_FIELD,
             Reason.MALFORMED_CSV,
             Reason.INVALID_TIMESTAMP,
@@ -249,17 +253,15 @@ def _faulty(
             Reason.TIMESTAMP_IN_FUTURE,
             Reason.UNKNOWN_CONVERSION_TYPE,
             Reason.INVALID_VALUE,
-        )
-    }
-    rows = rng.choice(templates, sum(counts.values()))
-    fresh = uuids(rng, IdKind.EVENT, first_id, len(rows))
-    base = fields[rows].with_columns(event_id=fresh)
+        ),
+        id_column="event_id",
+        kind=IdKind.EVENT,
+        first_id=first_id,
+    )
     lines: list[pl.Series] = []
     tags: list[str] = []
-    start = 0
-    for reason, k in counts.items():
-        chunk = base.slice(start, k)
-        start += k
+    for reason, chunk in runs:
+        k = chunk.height
         tags += [reason.value] * k
         if reason is Reason.MISSING_FIELD:
             blank = pl.Series(rng.random(k) < 0.5)
@@ -273,11 +275,7 @@ def _faulty(
             width = np.array([4, 6, 8, 10])[rng.integers(0, 4, k)]
             variants = [_join(chunk, COLUMNS[:w]) for w in (4, 6, 8)]
             variants.append(_join(chunk) + ",0")
-            choice = pl.Series((width - 4) // 2)
-            expr = pl.lit(variants[3])
-            for i in (2, 1, 0):
-                expr = pl.when(pl.lit(choice) == i).then(pl.lit(variants[i])).otherwise(expr)
-            lines.append(pl.select(expr).to_series())
+            lines.append(choose(pl.Series((width - 4) // 2), variants))
         else:
             if reason is Reason.UNKNOWN_CONVERSION_TYPE:
                 chunk = chunk.with_columns(conversion_type=pick(rng, UNKNOWN_TYPES, k))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from advertisex.generate._clock import utc_text
+from advertisex.generate._ids import IdKind, uuids
 from advertisex.schemas import Reason
 
 # Not parseable by any reasonable timestamp parser, and free of commas and quotes so
@@ -30,6 +32,40 @@ _Y2100 = 4_102_444_800  # 2100-01-01
 def fault_count(rng: np.random.Generator, n: int) -> int:
     """How many rows of one fault kind a source of `n` events gets: 0.1-0.5 %, at least one."""
     return max(1, round(n * rng.uniform(0.001, 0.005)))
+
+
+def fault_runs(
+    rng: np.random.Generator,
+    frame: pl.DataFrame,
+    templates: NDArray[np.int64],
+    reasons: tuple[Reason, ...],
+    *,
+    id_column: str,
+    kind: IdKind,
+    first_id: int,
+) -> tuple[list[tuple[Reason, pl.DataFrame]], NDArray[np.int64]]:
+    """Template rows copied with fresh ids, cut into one run per reason.
+
+    Returns the runs and the template row each faulty row was made from.
+    """
+    counts = {reason: fault_count(rng, frame.height) for reason in reasons}
+    rows = rng.choice(templates, sum(counts.values()))
+    fresh = uuids(rng, kind, first_id, len(rows))
+    base = frame[rows].with_columns(pl.Series(id_column, fresh))
+    runs = []
+    start = 0
+    for reason, k in counts.items():
+        runs.append((reason, base.slice(start, k)))
+        start += k
+    return runs, rows
+
+
+def choose(which: pl.Series, variants: list[pl.Series]) -> pl.Series:
+    """Row i of variants[which[i]]: one of several renderings of the same rows."""
+    expr = pl.lit(variants[-1])
+    for i in range(len(variants) - 2, -1, -1):
+        expr = pl.when(pl.lit(which) == i).then(pl.lit(variants[i])).otherwise(expr)
+    return pl.select(expr).to_series()
 
 
 def pick(rng: np.random.Generator, values: tuple[str, ...], n: int) -> pl.Series:

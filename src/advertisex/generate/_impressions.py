@@ -16,7 +16,9 @@ from advertisex.generate._clock import Window, draw, draw_times, offset_text, ut
 from advertisex.generate._faults import (
     NOT_OBJECTS,
     bad_timestamps,
+    choose,
     fault_count,
+    fault_runs,
     pick,
 )
 from advertisex.generate._ids import IdKind, uuids
@@ -183,26 +185,26 @@ def _faulty(
 
     Returns the lines, their reasons and the template row each was made from.
     """
-    counts = {
-        reason: fault_count(rng, records.height)
-        for reason in (
+    runs, rows = fault_runs(
+        rng,
+        records,
+        templates,
+        (
             Reason.MALFORMED_JSON,
             Reason.NOT_AN_OBJECT,
             Reason.MISSING_FIELD,
             Reason.INVALID_TIMESTAMP,
             Reason.TIMESTAMP_OUT_OF_RANGE,
             Reason.TIMESTAMP_IN_FUTURE,
-        )
-    }
-    rows = rng.choice(templates, sum(counts.values()))
-    fresh = uuids(rng, IdKind.IMPRESSION, first_id, len(rows))
-    base = records[rows].with_columns(impression_id=fresh)
+        ),
+        id_column="impression_id",
+        kind=IdKind.IMPRESSION,
+        first_id=first_id,
+    )
     lines: list[pl.Series] = []
     tags: list[str] = []
-    start = 0
-    for reason, k in counts.items():
-        chunk = base.slice(start, k)
-        start += k
+    for reason, chunk in runs:
+        k = chunk.height
         tags += [reason.value] * k
         if reason is Reason.MALFORMED_JSON:
             # A proper prefix of a JSON object is never valid JSON: a write cut mid-line.
@@ -217,16 +219,7 @@ def _faulty(
                 _encode(chunk, tuple(f for f in FIELDS if f != field))
                 for field in ("user_id", "creative_id", "timestamp")
             ]
-            which = pl.Series(missing)
-            lines.append(
-                pl.select(
-                    pl.when(pl.lit(which) == 0)
-                    .then(pl.lit(variants[0]))
-                    .when(pl.lit(which) == 1)
-                    .then(pl.lit(variants[1]))
-                    .otherwise(pl.lit(variants[2]))
-                ).to_series()
-            )
+            lines.append(choose(pl.Series(missing), variants))
         else:
             bad = bad_timestamps(rng, reason, k)
             lines.append(_encode(chunk.with_columns(timestamp=bad)))
