@@ -83,28 +83,32 @@ def _json_key(key: str) -> str:
 
 
 def _extract_columns(source: Source, relation: str, schema: pa.Schema) -> str:
+    """CSV: each field from the first alias the header has; cells are trimmed."""
     names = set(schema.names)
-    exprs = []
-    for col in source.columns:
-        found = [p for p in col.paths if "." not in p and "[" not in p and p in names]
-        if found:
-            exprs.append(f"nullif(trim({_q(found[0])}), '') AS c_{col.name}")
-        else:
-            exprs.append(f"NULL::VARCHAR AS c_{col.name}")
-    return f"""
-SELECT _record, _offset, NULL::VARCHAR AS _dreason,
-       NULL::VARCHAR AS _dfield, NULL::VARCHAR AS _ddetail, {", ".join(exprs)}
-FROM {relation}"""
+    found = {
+        col.name: [_q(p) for p in col.paths if "." not in p and "[" not in p and p in names][:1]
+        for col in source.columns
+    }
+    return _select_fields(source, relation, found)
 
 
 def _extract_struct(source: Source, relation: str, schema: pa.Schema) -> str:
-    exprs = []
-    for col in source.columns:
-        found = [e for e in (_struct_path(p, schema) for p in col.paths) if e is not None]
-        if found:
-            exprs.append("nullif(trim(coalesce(" + ", ".join(found) + f")), '') AS c_{col.name}")
-        else:
-            exprs.append(f"NULL::VARCHAR AS c_{col.name}")
+    """Avro: each field from the first struct path the writer schema has."""
+    found = {
+        col.name: [e for e in (_struct_path(p, schema) for p in col.paths) if e is not None]
+        for col in source.columns
+    }
+    return _select_fields(source, relation, found)
+
+
+def _select_fields(source: Source, relation: str, found: dict[str, list[str]]) -> str:
+    """The extract SELECT for typed inputs: c_<field> is the first non-null place, trimmed."""
+    exprs = [
+        f"nullif(trim(coalesce({', '.join(found[c.name])})), '') AS c_{c.name}"
+        if found[c.name]
+        else f"NULL::VARCHAR AS c_{c.name}"
+        for c in source.columns
+    ]
     return f"""
 SELECT _record, _offset, NULL::VARCHAR AS _dreason,
        NULL::VARCHAR AS _dfield, NULL::VARCHAR AS _ddetail, {", ".join(exprs)}
