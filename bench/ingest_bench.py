@@ -168,6 +168,11 @@ def main() -> None:
         )
         print(f"generated in {time.perf_counter() - t0:.1f} s")
 
+    if args.orm_only:
+        files = sorted((data / "data" / "impressions").glob("*.ndjson*"))
+        rate = orm_baseline(read_lines(files, args.orm_rows), out / "orm.sqlite")
+        print(f"row-at-a-time ORM (SQLAlchemy session.add, SQLite): {rate:,.0f} events/s")
+        return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
