@@ -38,6 +38,7 @@ class Source:
             if c.name in (self.id_column, "event_time"):
                 continue
             names.append(f"{c.name}_micros" if c.name in MONEY else c.name)
+        names += [n for n in ENRICHED if n not in names]
         return names
 
     def column(self, name: str) -> Column:
@@ -46,6 +47,10 @@ class Source:
                 return c
         raise KeyError(name)
 
+
+# Columns the enrich stage fills on every event table (NULL until it has an answer). An
+# event that carries one of its own (a bid request's country) keeps it.
+ENRICHED = ("country", "device_type", "ivt_reason")
 
 # Amounts stored as integer micros, under <name>_micros.
 MONEY = frozenset({"price", "value", "bid_floor", "bid_amount", "win_price"})

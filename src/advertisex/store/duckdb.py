@@ -12,9 +12,9 @@ import duckdb
 
 from advertisex.config import Settings
 from advertisex.errors import ConfigError, StoreError
-from advertisex.schemas.sources import SOURCES, Source
+from advertisex.schemas.sources import ENRICHED, SOURCES, Source
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _BOOKKEEPING = (
     ("source_uri", "VARCHAR"),
@@ -90,8 +90,13 @@ class Store:
             self.con.execute(ddl)
             for source in SOURCES.values():
                 self.con.execute(_events_ddl(source))
+                # Version 2 added the enrichment columns to stores made by version 1.
+                for name in ENRICHED:
+                    self.con.execute(
+                        f"ALTER TABLE {source.table} ADD COLUMN IF NOT EXISTS {name} VARCHAR"
+                    )
             row = one(self.con, "SELECT max(version) FROM schema_version")
-            if row is None or row[0] is None:
+            if row is None or row[0] is None or row[0] < SCHEMA_VERSION:
                 self.con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
             elif row[0] > SCHEMA_VERSION:
                 raise StoreError(
