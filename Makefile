@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= demo-data
 DB     ?= $(DEMO)/advertisex.duckdb
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean sysdeps
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+sysdeps:
+	./deploy/install-system-packages
+
+test: lint sysdeps
 	$(BIN)/pytest -n 2
 
 bench: $(VENV)/.installed-dev
