@@ -2,12 +2,10 @@
 
 -- A timestamp from 'YYYY-MM-DD HH:MM:SS', ISO-8601 with or without an offset, or epoch seconds
 -- or milliseconds; naive text is read in the session's TimeZone. A UTC TIMESTAMP, or NULL.
--- The common shape is tried first: it is several times cheaper than the general cast.
+-- The cast to TIMESTAMPTZ reads every text form (and is ~5x cheaper than try_strptime).
 CREATE OR REPLACE TEMP MACRO advx_ts(s) AS (
   CASE
     WHEN s IS NULL THEN NULL
-    WHEN current_setting('TimeZone') = 'UTC' AND try_strptime(s, '%Y-%m-%d %H:%M:%S') IS NOT NULL
-      THEN try_strptime(s, '%Y-%m-%d %H:%M:%S')
     WHEN regexp_full_match(s, '-?[0-9]{1,15}(\.[0-9]+)?') THEN
       CASE WHEN abs(s::DOUBLE) >= 1e11
            THEN make_timestamp((s::DOUBLE * 1000)::BIGINT)
