@@ -121,12 +121,22 @@ SELECT _record, _offset, NULL::VARCHAR AS _dreason,
 FROM {relation}"""
 
 
-def struct_raw_sql(relation: str, schema: pa.Schema) -> str:
-    """The record as JSON text, for the few rows that end in rejects."""
-    fields = ", ".join(
-        f"{_q(n)} := {_q(n)}" for n in schema.names if n not in ("_record", "_offset")
+def raw_sql(kind: str, relation: str, schema: pa.Schema, records: str) -> str:
+    """The records numbered in `records` (a relation with _record) as text, for rejects.
+
+    Text inputs give their line (without its terminator); Avro records are given as JSON.
+    """
+    if kind == "struct":
+        fields = ", ".join(
+            f"{_q(n)} := {_q(n)}" for n in schema.names if n not in ("_record", "_offset")
+        )
+        raw = f"to_json(struct_pack({fields}))::VARCHAR"
+    else:
+        raw = "rtrim(_raw, chr(13) || chr(10))"
+    return (
+        f"SELECT _record, {raw} AS _raw FROM {relation} "
+        f"WHERE _record IN (SELECT _record FROM {records})"
     )
-    return f"SELECT _record, to_json(struct_pack({fields}))::VARCHAR AS _raw FROM {relation}"
 
 
 def _struct_path(path: str, schema: pa.Schema) -> str | None:

@@ -8,13 +8,16 @@ committed batch.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import queue
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +25,7 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.errors import InputError
 from advertisex.formats import Decoded, decode
-from advertisex.pipeline.extract import extract_sql, struct_raw_sql
+from advertisex.pipeline.extract import extract_sql, raw_sql
 from advertisex.pipeline.route import route
 from advertisex.pipeline.standardize import standardize_sql
 from advertisex.pipeline.validate import Rules, validate_sql
@@ -174,11 +177,15 @@ class Runner:
                 # Unfinished, or grown since (an appended log): go on from the last commit.
                 resume_offset, resume_record = offset, record
         report.files_read += 1
+        # Reading and decoding run one batch ahead on a thread of their own (their native
+        # parts release the GIL), overlapping the store's work on the batch before. JSON
+        # documents are decoded by DuckDB: on a cursor of their own, as a connection serves
+        # one thread at a time.
+        decoder = self.con.cursor()
         try:
-            for batch in read_file_batches(
-                fi, self.settings.batch_bytes, resume_offset, resume_record
-            ):
-                counts = self.process_batch(batch, source, fi)
+            batches = read_file_batches(fi, self.settings.batch_bytes, resume_offset, resume_record)
+            for batch, decoded in ahead((b, decode(b, decoder)) for b in batches):
+                counts = self.process_batch(batch, source, fi, decoded=decoded)
                 report.sources[source.name].add(counts)
                 if on_batch:
                     on_batch(batch.end_offset, counts.received)
@@ -188,6 +195,8 @@ class Runner:
             self._file_failed(
                 report, fi.path, f"cannot process {fi.path}: {type(e).__name__}: {e}", source.name
             )
+        finally:
+            decoder.close()
 
     def _file_failed(
         self, report: IngestReport, path: Path, message: str, source: str | None = None
@@ -217,13 +226,16 @@ class Runner:
         *,
         origins: Origins | None = None,
         replaces: list[int] | None = None,
+        decoded: Decoded | None = None,
     ) -> SourceCounts:
         """One batch through every stage, committed in one transaction with its position.
 
         Replay passes `origins` (the rows' first places, which they keep) and `replaces` (the
         reject ids the outcome takes the place of, deleted in the same transaction).
+        `decoded` is the batch already decoded, when that was done ahead.
         """
-        decoded = decode(batch, self.con)
+        if decoded is None:
+            decoded = decode(batch, self.con)
         if origins is not None:
             decoded = origins.apply(decoded)
         now = _now()
@@ -324,12 +336,10 @@ class Runner:
         counts.duplicates = counts.received - counts.rejected - counts.accepted
 
         # Raw text is fetched for the rejected rows only, from the batch's input.
-        if kind == "struct":
-            raw_sql = struct_raw_sql(rel_in, schema)
-        else:
-            raw_sql = f"SELECT _record, rtrim(_raw, chr(13) || chr(10)) AS _raw FROM {rel_in}"
-        raw = "r._raw"
-        join = f"LEFT JOIN ({raw_sql}) r USING (_record)"
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _advx_rej AS SELECT _record, _offset, _reason, _field, "
+            "_detail FROM _advx_batch WHERE _reason IS NOT NULL"
+        )
         context = batch.header.decode("utf-8", "replace") if batch.fmt is Format.CSV else None
         con.execute(
             f"""
@@ -337,8 +347,9 @@ class Runner:
                                  detail, raw, context, batch_id, rejected_at)
             SELECT ?, ?, _record, _offset, _reason, _field, _detail, raw, ?, ?, ?
             FROM (
-              SELECT b._record, b._offset, b._reason, b._field, b._detail, {raw} AS raw
-              FROM (SELECT * FROM _advx_batch WHERE _reason IS NOT NULL) b {join}
+              SELECT b._record, b._offset, b._reason, b._field, b._detail, r._raw AS raw
+              FROM _advx_rej b
+              LEFT JOIN ({raw_sql(kind, rel_in, schema, "_advx_rej")}) r USING (_record)
               UNION ALL
               SELECT _record, _offset, _reason, _field, _detail, _raw FROM {rel_rej}
             ) x
@@ -347,6 +358,7 @@ class Runner:
             """,
             [source.name, batch.uri, context, batch_id, now, batch.uri],
         )
+        con.execute("DROP TABLE _advx_rej")
         con.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -378,6 +390,47 @@ class Runner:
             )
         con.execute("DROP TABLE _advx_batch")
         return counts
+
+
+_T = TypeVar("_T")
+
+
+def ahead(items: Iterator[_T], depth: int = 1) -> Iterator[_T]:
+    """`items`, produced on a thread of their own up to `depth` items ahead of the consumer.
+
+    An exception in the producer is raised in the consumer, at its place in the sequence.
+    Memory stays bounded: at most depth + 2 items exist at once.
+    """
+    q: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((True, item))
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put((False, e))
+            return
+        q.put((False, None))
+
+    worker = threading.Thread(target=produce, name="advx-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, value = q.get()
+            if not ok:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a producer blocked on a full queue see `stop`
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        worker.join()
 
 
 def batch_sql(
