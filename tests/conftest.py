@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from advertisex.cli import app
 from advertisex.config import Settings, load_settings
-from advertisex.pipeline import IngestReport, Runner
+from advertisex.pipeline import IngestReport, Runner, SourceCounts
 from advertisex.sources.files import expand_paths
 from advertisex.store import Store
 
@@ -58,3 +58,10 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "cli.duckdb")
+
+
+def reconciled(report: IngestReport, source: str) -> SourceCounts:
+    """One source's counts, after checking that they reconcile."""
+    c = report.sources[source]
+    assert c.received == c.accepted + c.rejected + c.duplicates, c.to_dict()
+    return c

@@ -20,12 +20,11 @@ import pytest
 
 from advertisex.config import Settings
 from advertisex.formats import decode
-from advertisex.pipeline import IngestReport, SourceCounts
 from advertisex.pipeline.route import route
 from advertisex.sources.batch import Format, RawBatch
 from advertisex.sources.files import read_file_batches, sniff_file
 from advertisex.store import Store
-from tests.conftest import ingest
+from tests.conftest import ingest, reconciled
 
 PARSING = "json-test-suite/test_parsing"
 AVRO = "apache-avro"
@@ -44,12 +43,6 @@ NAN_INFINITY = {
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def reconciled(report: IngestReport, source: str) -> SourceCounts:
-    c = report.sources[source]
-    assert c.received == c.accepted + c.rejected + c.duplicates, c.to_dict()
-    return c
 
 
 def rejects_by_line(store: Store, path: Path) -> dict[int, str]:

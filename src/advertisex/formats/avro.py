@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,13 +37,21 @@ def decode_avro(batch: RawBatch) -> Decoded:
     if not batch.blocks:
         return Decoded("struct", _no_records(), rejects_table(rejects))
     tables: list[pa.Table] = []
-    try:
-        tables.append(_read(batch.header + batch.data))
-        good = list(batch.blocks)
-    except Exception:  # any decoder failure: isolate the bad block(s)
-        good = []
-        record = batch.first_record
-        for block in batch.blocks:
+    good: list[tuple[int, int, int, int]] = []
+    record = batch.first_record
+    # Blocks are read in groups of about _GROUP_RECORDS: each group becomes one Arrow chunk,
+    # and DuckDB scans chunks in parallel. (Slicing one big table instead would leave nested
+    # columns with offsets, which DuckDB refuses.)
+    for group in _groups(batch.blocks):
+        try:
+            first, last = group[0], group[-1]
+            tables.append(_read(batch.header + batch.data[first[2] : last[2] + last[3]]))
+            good += group
+            record += sum(b[1] for b in group)
+            continue
+        except Exception:  # any decoder failure: isolate the bad block(s)
+            pass
+        for block in group:
             offset, count, start, length = block
             try:
                 tables.append(_read(batch.header + batch.data[start : start + length]))
@@ -66,6 +75,22 @@ def decode_avro(batch: RawBatch) -> Decoded:
     table = table.append_column("_offset", pa.array(offsets))
     table = table.append_column("_record", pa.array(numbers))
     return Decoded("struct", table, rejects_table(rejects))
+
+
+_GROUP_RECORDS = 32_768
+
+
+def _groups(blocks: Sequence[tuple[int, int, int, int]]) -> list[list[tuple[int, int, int, int]]]:
+    """Consecutive blocks in groups of at least _GROUP_RECORDS records (the last may be less)."""
+    groups: list[list[tuple[int, int, int, int]]] = [[]]
+    count = 0
+    for block in blocks:
+        if count >= _GROUP_RECORDS:
+            groups.append([])
+            count = 0
+        groups[-1].append(block)
+        count += block[1]
+    return groups
 
 
 def _no_records() -> pa.Table:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from advertisex.formats.decoded import Decoded, rejects_table, tail_reject
+from advertisex.formats.decoded import Decoded, chunked, rejects_table, tail_reject
 from advertisex.schemas.reasons import Reason
 from advertisex.sources.batch import RawBatch
 
@@ -52,20 +52,22 @@ def decode_csv(batch: RawBatch) -> Decoded:
         # Not UTF-8: read as Windows-1252 (a superset of Latin-1), the usual culprit.
         data = data.decode("cp1252", errors="replace").encode("utf-8")
     a = np.frombuffer(data, dtype=np.uint8)
-    inside = (np.cumsum(a == 34) & 1).astype(bool)  # after this byte, inside quotes?
+    # After each byte, inside quotes? (quote parity; one byte per element, no int64 sums)
+    inside = np.bitwise_xor.accumulate((a == 34).view(np.uint8)).view(bool)
     is_nl = a == 10
-    ends = np.flatnonzero(is_nl & ~inside)
+    nl_at = np.flatnonzero(is_nl)
+    ends = nl_at[~inside[nl_at]]
     starts = np.concatenate(([0], ends + 1)).astype(np.int64)
     if starts[-1] == len(data):
         starts = starts[:-1]
     stops = np.append(ends, np.int64(len(data)))[: starts.size]  # exclusive, before the \n
     n = starts.size
     # Lines before each record: numbers every record by the line it starts on.
-    nl_before = np.concatenate(([0], np.cumsum(is_nl)))[starts]
-    line_no = batch.first_record + nl_before.astype(np.int64)
+    line_no = batch.first_record + np.searchsorted(nl_at, starts).astype(np.int64)
     # Fields = delimiters outside quotes + 1.
-    seps = np.concatenate(([0], np.cumsum((a == ord(delim)) & ~inside)))
-    fields = seps[stops] - seps[starts] + 1
+    sep_at = np.flatnonzero(a == ord(delim))
+    sep_at = sep_at[~inside[sep_at]]
+    fields = np.searchsorted(sep_at, stops) - np.searchsorted(sep_at, starts) + 1
     length = stops - starts
     last_cr = (length > 0) & (a[np.maximum(stops - 1, 0)] == 13) if n else np.zeros(0, bool)
     blank = (length - last_cr) <= 0
@@ -104,15 +106,17 @@ def decode_csv(batch: RawBatch) -> Decoded:
     else:
         mask = np.repeat(good, np.diff(offsets))
         body = a[mask].tobytes()
-    parsed = _parse(body, names, delim, int(keep.size))
+        raw = raw.take(pa.array(keep))
+    quoted_newlines = bool(inside[nl_at].any())
+    parsed = _parse(body, names, delim, int(keep.size), quoted_newlines)
     cols = {
         "_record": pa.array(line_no[keep]),
         "_offset": pa.array(batch.start_offset + starts[keep]),
-        "_raw": raw.take(pa.array(keep)),
+        "_raw": raw,
     }
     for name in names:
         cols[name] = parsed.column(name)
-    return Decoded("columns", pa.table(cols), rejects_table(reject_rows))
+    return Decoded("columns", chunked(pa.table(cols)), rejects_table(reject_rows))
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -128,7 +132,9 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _parse(body: bytes, names: list[str], delim: str, expected: int) -> pa.Table:
+def _parse(
+    body: bytes, names: list[str], delim: str, expected: int, quoted_newlines: bool
+) -> pa.Table:
     """Fields of well-formed records as strings; empty fields stay empty strings."""
     string_types = {name: pa.large_string() for name in names}
     if expected == 0:
@@ -138,7 +144,7 @@ def _parse(body: bytes, names: list[str], delim: str, expected: int) -> pa.Table
             io.BytesIO(body),
             read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
             parse_options=pacsv.ParseOptions(
-                delimiter=delim, newlines_in_values=True, ignore_empty_lines=True
+                delimiter=delim, newlines_in_values=quoted_newlines, ignore_empty_lines=True
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=string_types,

@@ -7,12 +7,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from advertisex.formats.decoded import Decoded, RejectRow, rejects_table, tail_reject
+from advertisex.formats.decoded import Decoded, RejectRow, chunked, rejects_table, tail_reject
 from advertisex.schemas.reasons import Reason
 from advertisex.sources.batch import RawBatch
 
 _BOM = b"\xef\xbb\xbf"
-_CHUNK_ROWS = 32_768
 # DuckDB's JSON reader accepts a comma before a closing bracket ({"a": 1,}); JSON does not.
 # The cheap pattern finds candidates; the anchored one confirms the comma is outside strings.
 _TRAILING_COMMA = r",\s*[}\]]"
@@ -48,11 +47,6 @@ def lines_table(data: bytes | memoryview, start_offset: int, first_record: int) 
         }
     )
     return chunked(table)
-
-
-def chunked(table: pa.Table) -> pa.Table:
-    """The same rows in zero-copy slices: DuckDB scans an Arrow table one thread per chunk."""
-    return pa.Table.from_batches(table.to_batches(max_chunksize=_CHUNK_ROWS), table.schema)
 
 
 def decode_lines(batch: RawBatch) -> Decoded:
