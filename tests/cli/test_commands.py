@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,3 +214,45 @@ def test_sigkill_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path: Pat
     assert rerun.returncode == 3  # the broken lines are rejects
     assert _table_contents(killed) == _table_contents(clean)
     assert len(_table_contents(clean)["rejects"]) == 4
+
+
+def test_progress_bar_on_a_terminal_shows_files_and_rows(tmp_path: Path) -> None:
+    """On a real terminal (a pty) the bar counts files and rows; piped output has none."""
+    import pty
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        write_impressions(data / f"imp{i}.ndjson", 20_000, start=i * 20_000)
+    cmd = [sys.executable, "-m", "advertisex", "ingest", str(data), "--batch-mb", "1"]
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*cmd, "--db", str(tmp_path / "tty.duckdb")],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "120"},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the pty closes when the process ends
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=120) == 0
+    os.close(master)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+
+    assert re.search(r"\d/4", shown), "files done out of files to read"
+    counts = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) rows", shown)]
+    assert counts and max(counts) > 0 and counts == sorted(counts)
+
+    piped = subprocess.run(
+        [*cmd, "--db", str(tmp_path / "pipe.duckdb")], capture_output=True, text=True, check=True
+    )
+    assert " rows" not in piped.stderr
