@@ -354,5 +354,22 @@ def rejects_replay(
         raise typer.Exit(EXIT_REJECTS)
 
 
+# -- real time: serve (HTTP collector) and consume (Kafka) ----------------------------------
+
+
+@app.command()
+@plain_errors
+def serve(
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, min=0, max=65535, help="Port (0: any free port)."),
+) -> None:
+    """Run the HTTP collector (and /metrics) until SIGTERM; every 202 is in the store."""
+    from advertisex.api import serve as run
+
+    run(_settings(db, config), host, port, say=_say)
+
+
 def main() -> None:
     app()
