@@ -371,5 +371,51 @@ def serve(
     run(_settings(db, config), host, port, say=_say)
 
 
+@app.command()
+@plain_errors
+def consume(
+    bootstrap_servers: str = typer.Option(..., help="Kafka bootstrap servers (host:port,...)."),
+    group: str = typer.Option(..., help="Consumer group id."),
+    topics: str = typer.Option(
+        "impressions,clicks,bid_requests",
+        help="Topics, comma-separated; TOPIC=SOURCE for names that do not say their source.",
+    ),
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    metrics_port: int | None = typer.Option(
+        None, min=0, max=65535, help="Serve /metrics (lag, messages) on this loopback port."
+    ),
+    until_idle: float | None = typer.Option(
+        None, min=0, help="Stop once no message came for this many seconds (catch-up runs)."
+    ),
+) -> None:
+    """Consume Kafka topics into the store, exactly once (offsets live in the store)."""
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from advertisex.pipeline.consume import KafkaConsumerLoop, parse_topics
+    from advertisex.store import Store
+
+    settings = _settings(db, config)
+    by_topic = parse_topics(topics)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr="127.0.0.1")
+    with Store.open(settings) as store:
+        loop = KafkaConsumerLoop(
+            store, settings, bootstrap_servers=bootstrap_servers, group=group, topics=by_topic
+        )
+        _say(f"consuming {', '.join(by_topic)} as group {group} into {settings.db}")
+        report = loop.run(stop, until_idle=until_idle)
+    _say(f"stopped after {report.messages:,} messages")
+    for name, c in report.sources.items():
+        if c.received:
+            _say(f"{name}: " + json.dumps(c.to_dict()))
+
+
 def main() -> None:
     app()

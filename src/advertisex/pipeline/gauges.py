@@ -23,3 +23,8 @@ KAFKA_LAG = Gauge(
 def set_queue_depth(requests: int, nbytes: int) -> None:
     QUEUE_REQUESTS.set(requests)
     QUEUE_BYTES.set(nbytes)
+
+
+KAFKA_MESSAGES = Counter(
+    "advx_kafka_messages", "Kafka messages committed to the store", ["group", "topic"]
+)
