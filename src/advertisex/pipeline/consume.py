@@ -80,7 +80,6 @@ class KafkaConsumerLoop:
         bootstrap_servers: str,
         group: str,
         topics: dict[str, Source],
-        kafka_config: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -96,7 +95,7 @@ class KafkaConsumerLoop:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "fetch.max.bytes": 64 * 1024 * 1024,
-            **(kafka_config or {}),
+            **settings.kafka_config,
         }
         self.report = ConsumeReport()
         self._next: dict[tuple[str, int], int] = {}
