@@ -364,11 +364,14 @@ def serve(
     config: Path | None = ConfigOption,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, min=0, max=65535, help="Port (0: any free port)."),
+    kafka: str | None = typer.Option(
+        None, help="Produce events to these Kafka bootstrap servers instead of the store."
+    ),
 ) -> None:
-    """Run the HTTP collector (and /metrics) until SIGTERM; every 202 is in the store."""
+    """Run the HTTP collector (and /metrics) until SIGTERM; every 202 is durable."""
     from advertisex.api import serve as run
 
-    run(_settings(db, config), host, port, say=_say)
+    run(_settings(db, config), host, port, say=_say, kafka=kafka)
 
 
 @app.command()

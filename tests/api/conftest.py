@@ -31,9 +31,9 @@ def ndjson(ids: list[str]) -> bytes:
 
 
 @contextmanager
-def collector(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
+def collector(settings: Settings, kafka: str | None = None) -> Iterator[tuple[str, FastAPI]]:
     """The app served by uvicorn on a loopback port; stopped (flushed, store closed) on exit."""
-    app = create_app(settings)
+    app = create_app(settings, kafka=kafka)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

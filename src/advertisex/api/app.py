@@ -16,17 +16,29 @@ from prometheus_client import make_asgi_app
 from advertisex.api.collector import router
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
+from advertisex.pipeline.forward import KafkaForwarder
 from advertisex.pipeline.gauges import set_queue_depth
 from advertisex.pipeline.microbatch import MicroBatcher
 from advertisex.sources.confluent import registry_from
 from advertisex.store import Store
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The app: the store and its micro-batcher live as long as the app (its lifespan)."""
+def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
+    """The app: the store and its micro-batcher live as long as the app (its lifespan).
+
+    With `kafka` (bootstrap servers) the collector produces events to Kafka instead.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if kafka is not None:
+            forwarder = KafkaForwarder(settings, kafka)
+            app.state.batcher = forwarder
+            try:
+                yield
+            finally:
+                forwarder.close()
+            return
         store = Store.open(settings)
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth)
         app.state.batcher = batcher
@@ -61,7 +73,13 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(settings: Settings, host: str, port: int, say: Callable[[str], None] = print) -> None:
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    say: Callable[[str], None] = print,
+    kafka: str | None = None,
+) -> None:
     """Run the collector until SIGTERM or SIGINT."""
     if not settings.collector_api_keys and not is_loopback(host):
         raise ConfigError(
@@ -78,10 +96,11 @@ def serve(settings: Settings, host: str, port: int, say: Callable[[str], None] =
             f"cannot listen on {host}:{port}: {e.strerror}; pick another --port"
         ) from None
     bound = sock.getsockname()[1]
-    app = create_app(settings)
+    app = create_app(settings, kafka=kafka)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     if not settings.collector_api_keys:
         say("no API keys configured: listening on loopback only")
-    say(f"serving on http://{host}:{bound} (store {settings.db})")
+    sink = f"Kafka {kafka}" if kafka else f"store {settings.db}"
+    say(f"serving on http://{host}:{bound} ({sink})")
     sys.stdout.flush()
     _Server(config).run(sockets=[sock])

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from advertisex.config import Settings
 from advertisex.errors import InputError
+from advertisex.pipeline.forward import KafkaForwarder
 from advertisex.pipeline.gauges import REJECTED_BUSY
 from advertisex.pipeline.microbatch import Busy, MicroBatcher, RequestCounts
 from advertisex.schemas.sources import SOURCES
@@ -80,12 +81,14 @@ def _authorized(settings: Settings, request: Request, source: str) -> bool:
 async def _commit(
     request: Request, route: str, source: str, body: Body, request_id: str
 ) -> RequestCounts | JSONResponse:
-    batcher: MicroBatcher = request.app.state.batcher
+    batcher: MicroBatcher | KafkaForwarder = request.app.state.batcher
     remote = request.client.host if request.client else None
     try:
         future = batcher.submit(SOURCES[source], body, request_id, remote)
     except Busy:
         return _busy(route)
+    except InputError as e:  # a body this sink cannot take (serve --kafka)
+        return _error(400, e.message, request_id=request_id)
     try:
         return await asyncio.wrap_future(future)
     except Exception as e:  # the store failed: nothing was committed, the client may retry
@@ -123,7 +126,7 @@ async def _ingest(request: Request, route: str, source: str, *, csv_default: boo
     result = await _commit(request, route, source, records, request_id)
     if isinstance(result, JSONResponse):
         return result
-    nothing = result.accepted == 0 and result.duplicates == 0
+    nothing = result.accepted == 0 and result.duplicates == 0 and result.queued == 0
     status = 400 if nothing else 202
     return JSONResponse(result.to_dict(), status_code=status)
 

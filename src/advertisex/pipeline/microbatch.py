@@ -48,12 +48,15 @@ class RequestCounts:
     duplicates: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     first_rejects: list[dict[str, Any]] = field(default_factory=list)
+    queued: int = 0  # produced to Kafka (serve --kafka): consumers load and count them
 
     @property
     def rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
 
     def to_dict(self) -> dict[str, Any]:
+        if self.queued:
+            return {"request_id": self.request_id, "received": self.received, "queued": self.queued}
         out: dict[str, Any] = {
             "request_id": self.request_id,
             "received": self.received,

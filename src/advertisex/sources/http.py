@@ -31,6 +31,7 @@ class Body:
     data: bytes = b""  # NDJSON, ending in a newline
     records: int = 0  # NDJSON records (non-blank lines)
     batches: tuple[RawBatch, ...] = ()
+    wire: bytes | None = None  # the body, when it is one Confluent wire-format message
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
