@@ -129,7 +129,7 @@ def bench_pixel(args: argparse.Namespace) -> None:
                     "wrk",
                     "-t1",
                     f"-c{args.connections}",
-                    f"-d{args.seconds}s",
+                    f"-d{int(args.seconds)}s",
                     "--latency",
                     url + "/t/imp?uid=u1&crid=c1&site=news.example&cid=k1",
                 ],

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     collector_queue_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     collector_flush_events: int = Field(default=50_000, ge=1)  # a micro-batch flushes at this
     collector_flush_ms: int = Field(default=50, ge=0)  # ... or this long after its first event
+    # Trackers append events here before answering (default: <db>.spool beside the store).
+    collector_spool_dir: Path | None = None
+    collector_spool_rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # HMAC key signing the click tracker's landing URLs; unset: /t/click is off.
     tracker_secret: SecretStr | None = None
     # Avro schemas for the Confluent wire format: a folder of <schema id>.avsc, or a registry.

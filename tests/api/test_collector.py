@@ -366,3 +366,32 @@ def test_serve_refuses_a_public_address_without_api_keys(tmp_path: Path) -> None
         "error: refusing to listen on 0.0.0.0 with no API keys; set collector_api_keys "
         "(ADVX_COLLECTOR_API_KEYS) or listen on 127.0.0.1"
     )
+
+
+@pytest.mark.slow
+def test_pixel_hits_answered_before_the_commit_survive_sigkill_through_the_spool(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.duckdb"
+    # Batches wait 30 s: every hit below is answered while only in the spool.
+    slow = {"ADVX_COLLECTOR_FLUSH_MS": "30000"}
+    proc, url = start_serve(db, env=slow)
+    wait_ready(url)
+    ids = [f"px{i}" for i in range(300)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda i: httpx.get(url + "/t/imp", params={"imp": i, "uid": "u", "crid": "c"}), ids
+            )
+        )
+    assert {(a.status_code, a.content) for a in answers} == {(200, PIXEL)}
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=10)
+    assert rows(db, "SELECT count(*) FROM impressions") == [(0,)]  # nothing committed yet
+    # The restart loads the spooled hits before serving, and removes the loaded spool file.
+    proc, url = start_serve(db)
+    wait_ready(url)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert rows(db, "SELECT event_id FROM impressions ORDER BY 1") == sorted((i,) for i in ids)
+    assert list((tmp_path / "s.duckdb.spool").iterdir()) == []

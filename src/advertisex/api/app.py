@@ -7,6 +7,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -20,6 +21,7 @@ from advertisex.pipeline.forward import KafkaForwarder
 from advertisex.pipeline.gauges import set_queue_depth
 from advertisex.pipeline.microbatch import MicroBatcher
 from advertisex.sources.confluent import registry_from
+from advertisex.sources.spool import Spool
 from advertisex.store import Store
 
 
@@ -40,13 +42,19 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
                 forwarder.close()
             return
         store = Store.open(settings)
-        batcher = MicroBatcher(store, settings, on_depth=set_queue_depth)
+        spool = None
+        if str(settings.db) != ":memory:":
+            folder = settings.collector_spool_dir or Path(f"{settings.db}.spool")
+            spool = Spool(folder, settings.collector_spool_rotate_bytes)
+        batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
         try:
             yield
         finally:
             batcher.close()  # the last requests flush and commit before the store closes
             store.close()
+            if spool is not None:
+                spool.close()
 
     app = FastAPI(title="advertisex", lifespan=lifespan)
     app.state.settings = settings

@@ -185,13 +185,25 @@ def _tracked(request: Request, names: dict[str, str], **fixed: str) -> Body:
     return Body(Format.NDJSON, line, 1)
 
 
+async def _track(request: Request, route: str, source: str, body: Body) -> JSONResponse | None:
+    """Record a tracker's event: spooled to disk (then loaded), or awaited in Kafka; None: done."""
+    batcher: MicroBatcher | KafkaForwarder = request.app.state.batcher
+    if isinstance(batcher, MicroBatcher) and batcher.spool is not None:
+        try:
+            batcher.submit(SOURCES[source], body, uuid.uuid4().hex, spooled=True)
+        except Busy:
+            return _busy(route)
+        return None
+    result = await _commit(request, route, source, body, uuid.uuid4().hex)
+    return result if isinstance(result, JSONResponse) else None
+
+
 @router.get("/t/imp")
 async def impression_pixel(request: Request) -> Response:
-    """The impression pixel: records the impression, answers a 1x1 GIF once it is stored."""
-    body = _tracked(request, _IMP_PARAMS)
-    result = await _commit(request, "t/imp", "impressions", body, uuid.uuid4().hex)
-    if isinstance(result, JSONResponse):
-        return result
+    """The impression pixel: records the impression durably, answers a 1x1 GIF."""
+    failed = await _track(request, "t/imp", "impressions", _tracked(request, _IMP_PARAMS))
+    if failed is not None:
+        return failed
     return Response(PIXEL, media_type="image/gif", headers=_NO_STORE)
 
 
@@ -210,7 +222,7 @@ async def click_redirect(request: Request) -> Response:
     if "click" not in request.query_params:  # no click id from the ad server: one per click
         fixed["event_id"] = uuid.uuid4().hex
     body = _tracked(request, _CLICK_PARAMS, **fixed)
-    result = await _commit(request, "t/click", "clicks_conversions", body, uuid.uuid4().hex)
-    if isinstance(result, JSONResponse):
-        return result
+    failed = await _track(request, "t/click", "clicks_conversions", body)
+    if failed is not None:
+        return failed
     return RedirectResponse(url, status_code=302, headers=_NO_STORE)

@@ -26,10 +26,11 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.errors import AdvertisexError
 from advertisex.pipeline.runner import Runner
-from advertisex.schemas.sources import Source
+from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.batch import Format, RawBatch
 from advertisex.sources.http import Body
-from advertisex.store import Store
+from advertisex.sources.spool import Spool, SpoolMark, spool_batch, spool_source
+from advertisex.store import Store, one
 
 
 class Busy(AdvertisexError):
@@ -79,6 +80,7 @@ class _Request:
     size: int
     future: Future[RequestCounts]
     arrived: float
+    mark: SpoolMark | None = None
 
 
 _FIRST_REJECTS = 10
@@ -93,8 +95,11 @@ class MicroBatcher:
         settings: Settings,
         *,
         on_depth: Callable[[int, int], None] | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.runner = Runner(store, settings)
+        self.spool = spool
+        self._spool_ok = True  # False after a batch with spooled lines failed: replay at start
         self.con = store.con
         self.max_bytes = settings.collector_queue_bytes
         self.flush_events = settings.collector_flush_events
@@ -106,14 +111,43 @@ class MicroBatcher:
         self._cond = threading.Condition()
         self._stopping = False
         self.high_water_bytes = 0
+        if spool is not None:
+            self._replay(spool)
         self._thread = threading.Thread(target=self._run, name="advx-microbatch", daemon=True)
         self._thread.start()
+
+    def _replay(self, spool: Spool) -> None:
+        """Spooled lines an earlier run did not commit, loaded before anything new."""
+        for path in spool.existing():
+            uri = f"spool:{path}"
+            pos = one(
+                self.con,
+                'SELECT "offset", record FROM source_positions WHERE source_uri = ?',
+                [uri],
+            )
+            batch = spool_batch(path, *(pos or (0, 0)))
+            if batch is not None:
+                source = spool_source(path)
+                marks = {uri: SpoolMark(uri, batch.end_offset, batch.end_record)}
+
+                def write(con: duckdb.DuckDBPyConnection, _batch_id: int) -> None:
+                    _write_marks(con, marks, source)  # noqa: B023 (called before the loop goes on)
+
+                self.runner.process_batch(batch, SOURCES[source], positions=write)
+            path.unlink()
 
     # -- producers ---------------------------------------------------------------------------
 
     def submit(
-        self, source: Source, body: Body, request_id: str, remote: str | None = None
+        self,
+        source: Source,
+        body: Body,
+        request_id: str,
+        remote: str | None = None,
+        *,
+        spooled: bool = False,
     ) -> Future[RequestCounts]:
+        """Queue a body; `spooled` (trackers) appends it to the spool first, under the lock."""
         size = len(body.data) + sum(len(b.data) + len(b.header) for b in body.batches)
         fut: Future[RequestCounts] = Future()
         with self._cond:
@@ -122,9 +156,10 @@ class MicroBatcher:
             # An empty queue takes any body the size limit let through.
             if self._bytes and self._bytes + size > self.max_bytes:
                 raise Busy(f"queue full ({self._bytes} bytes waiting for the store)")
-            self._queue.append(
-                _Request(source, body, request_id, remote, size, fut, time.monotonic())
-            )
+            r = _Request(source, body, request_id, remote, size, fut, time.monotonic())
+            if spooled and self.spool is not None:
+                r.mark = self.spool.append(source.name, body.data)
+            self._queue.append(r)
             self._bytes += size
             self._events += body.records
             self.high_water_bytes = max(self.high_water_bytes, self._bytes)
@@ -216,7 +251,26 @@ class MicroBatcher:
         uri = f"http:{uuid.uuid4().hex}"
         batch = RawBatch(uri, Format.NDJSON, data, 0, 1, len(data), int(ends[-1]))
         ranges = _Ranges(uri, group, firsts.tolist(), ends.tolist())
-        total = self.runner.process_batch(batch, source, positions=ranges.write)
+        marks: dict[str, SpoolMark] = {}
+        for r in group:
+            if r.mark is not None:
+                marks[r.mark.uri] = r.mark  # queue order is spool order: the last is furthest
+        write = ranges.write
+        if marks and self._spool_ok:
+
+            def write(con: duckdb.DuckDBPyConnection, batch_id: int) -> None:
+                ranges.write(con, batch_id)
+                _write_marks(con, marks, source.name)
+
+        try:
+            total = self.runner.process_batch(batch, source, positions=write)
+        except Exception:
+            if marks:
+                self._spool_ok = False  # later marks would skip these lines: keep them
+            raise
+        if self.spool is not None:
+            for m in marks.values():
+                self.spool.release(m.uri, m.offset)
         if len(group) == 1:
             c = RequestCounts(group[0].request_id, total.received, total.accepted, total.duplicates)
             c.rejected_by_reason.update(total.rejected_by_reason)
@@ -272,6 +326,16 @@ class _Ranges:
             )
         finally:
             con.unregister("_advx_http_requests")
+
+
+def _write_marks(con: duckdb.DuckDBPyConnection, marks: dict[str, SpoolMark], source: str) -> None:
+    """How far each spool file is loaded, in the batch's transaction."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for m in marks.values():
+        con.execute(
+            "INSERT OR REPLACE INTO source_positions VALUES (?, ?, NULL, NULL, ?, ?, false, ?)",
+            [m.uri, source, m.offset, m.record, now],
+        )
 
 
 def _per_range(
