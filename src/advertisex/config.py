@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = None
     kafka_batch_messages: int = Field(default=100_000, ge=1)  # per micro-batch
     kafka_batch_ms: int = Field(default=200, ge=1)  # longest wait to fill one
-    # Extra librdkafka settings for the consumer (security.protocol, session.timeout.ms, ...).
+    # Rejected messages are also produced here, as they arrived, with advx.* headers saying why.
+    kafka_dead_letter_topic: str | None = None
+    # Extra librdkafka settings for consumers and producers (security.protocol, ...).
     kafka_config: dict[str, str] = Field(default_factory=dict)
     # Clicks and conversions that arrive as CSV lines without a header on Kafka.
     kafka_csv_header: str = "timestamp,user_id,campaign_id,conversion_type"

@@ -395,3 +395,21 @@ def test_pixel_hits_answered_before_the_commit_survive_sigkill_through_the_spool
     proc.communicate(timeout=20)
     assert rows(db, "SELECT event_id FROM impressions ORDER BY 1") == sorted((i,) for i in ids)
     assert list((tmp_path / "s.duckdb.spool").iterdir()) == []
+
+
+def test_spool_files_rotate_and_go_once_loaded(tmp_path: Path) -> None:
+    settings = load_settings(db=tmp_path / "s.duckdb", collector_spool_rotate_bytes=1024)
+    spool = tmp_path / "s.duckdb.spool"
+    with collector(settings) as (url, _):
+        for i in range(40):  # about 200 bytes each: several files of ~1 KiB
+            httpx.get(url + "/t/imp", params={"imp": f"r{i}", "uid": "u", "crid": "c"})
+    left = list(spool.iterdir())
+    assert 1 <= len(left) < 8  # rotated files went as their lines were committed
+    batches = rows(settings.db, "SELECT count(*) FROM batches")
+    with collector(settings):
+        pass  # a start-up finds the rest loaded already: deletes, loads nothing again
+    assert list(spool.iterdir()) == []
+    assert rows(settings.db, "SELECT count(*) FROM batches") == batches
+    assert rows(settings.db, "SELECT count(DISTINCT event_id), count(*) FROM impressions") == [
+        (40, 40)
+    ]

@@ -20,6 +20,7 @@ import duckdb
 import fastavro
 import httpx
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from advertisex.config import load_settings
 from advertisex.pipeline.consume import KafkaConsumerLoop, parse_topics
@@ -82,7 +83,11 @@ def test_poison_and_malformed_messages_are_quarantined_and_the_partition_moves_o
     produce(kafka, "bid_requests", bids, partition=0)
     produce(kafka, "impressions", [*impressions(0, 2), b'{"oops"', *impressions(2, 2)], partition=1)
     report = consume_until_idle(
-        tmp_path / "s.duckdb", kafka, "impressions,bid_requests", schema_dir=schemas
+        tmp_path / "s.duckdb",
+        kafka,
+        "impressions,bid_requests",
+        schema_dir=schemas,
+        kafka_dead_letter_topic="advx-dlq",
     )
     db = tmp_path / "s.duckdb"
     assert report.messages == 10
@@ -99,6 +104,23 @@ def test_poison_and_malformed_messages_are_quarantined_and_the_partition_moves_o
     assert rows(db, 'SELECT topic, "partition", next_offset FROM kafka_offsets ORDER BY 1') == [
         ("bid_requests", 0, 5),
         ("impressions", 1, 5),
+    ]
+    # The dead-letter topic has each rejected message as it arrived, with where and why.
+    dlq = Consumer({"bootstrap.servers": kafka, "group.id": "reader", "log_level": 0})
+    dlq.assign([TopicPartition("advx-dlq", p, 0) for p in range(4)])
+    got: list[tuple[Any, ...]] = []
+    deadline = time.monotonic() + 30
+    while len(got) < 4 and time.monotonic() < deadline:
+        for m in dlq.consume(10, 0.5):
+            if m.error() is None:
+                h = {k: v.decode() for k, v in m.headers() or []}
+                got.append((h["advx.topic"], int(h["advx.offset"]), h["advx.reason"], m.value()))
+    dlq.close()
+    assert sorted(got) == [
+        ("bid_requests", 1, "malformed_json", bids[1]),
+        ("bid_requests", 2, "bad_avro_block", bids[2]),
+        ("bid_requests", 3, "bad_avro_block", bids[3]),
+        ("impressions", 2, "malformed_json", b'{"oops"'),
     ]
     # A second run resumes from the store's offsets: nothing read twice, nothing new.
     again = consume_until_idle(db, kafka, "impressions,bid_requests", schema_dir=schemas)

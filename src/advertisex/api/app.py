@@ -104,6 +104,8 @@ def serve(
             f"cannot listen on {host}:{port}: {e.strerror}; pick another --port"
         ) from None
     bound = sock.getsockname()[1]
+    if kafka is None:
+        Store.open(settings).close()  # a locked or misplaced store: one plain line, now
     app = create_app(settings, kafka=kafka)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     if not settings.collector_api_keys:

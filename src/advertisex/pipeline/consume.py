@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from advertisex.config import Settings
 from advertisex.errors import ConfigError, SourceError
@@ -26,7 +26,7 @@ from advertisex.pipeline.gauges import KAFKA_LAG, KAFKA_MESSAGES
 from advertisex.pipeline.runner import Origins, Runner, SourceCounts
 from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.confluent import registry_from
-from advertisex.sources.kafka import PartitionBatches, Poison, to_batches
+from advertisex.sources.kafka import PartitionBatches, Poison, partition_uri, to_batches
 from advertisex.store import Store
 
 # Topic names that need no `=source`: the sources' own names and the usual short ones.
@@ -101,6 +101,16 @@ class KafkaConsumerLoop:
         self._next: dict[tuple[str, int], int] = {}
         self._consumer: Consumer | None = None
         self._active = 0.0  # when partitions were assigned or messages last came
+        self._dead_letters: Producer | None = None
+        if settings.kafka_dead_letter_topic:
+            self._dead_letters = Producer(
+                {
+                    "bootstrap.servers": bootstrap_servers,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    **settings.kafka_config,
+                }
+            )
 
     def run(
         self,
@@ -136,6 +146,8 @@ class KafkaConsumerLoop:
         finally:
             self._lag(consumer)
             consumer.close()
+            if self._dead_letters is not None:
+                self._dead_letters.flush(30)
         return self.report
 
     # -- assignment: resume from the store -------------------------------------------------
@@ -170,7 +182,9 @@ class KafkaConsumerLoop:
             batches = to_batches(
                 topic, partition, offsets, values, source, self.registry, self.csv_header
             )
-            self._commit(topic, partition, source, batches)
+            rejected = self._commit(topic, partition, source, batches)
+            if rejected and self._dead_letters is not None:
+                self._dead_letter(topic, partition, offsets, values)
             self._next[(topic, partition)] = batches.next_offset
             commits.append(TopicPartition(topic, partition, batches.next_offset))
             KAFKA_MESSAGES.labels(self.group, topic).inc(len(offsets))
@@ -180,9 +194,13 @@ class KafkaConsumerLoop:
             with contextlib.suppress(KafkaException):
                 self._consumer.commit(offsets=commits, asynchronous=True)
 
-    def _commit(self, topic: str, partition: int, source: Source, pb: PartitionBatches) -> None:
-        """Every batch of the chunk; the last one also writes poison rejects and the offset."""
+    def _commit(self, topic: str, partition: int, source: Source, pb: PartitionBatches) -> int:
+        """Every batch of the chunk; the last one also writes poison rejects and the offset.
+
+        Returns how many of the chunk's messages were rejected.
+        """
         counts = self.report.sources[source.name]
+        rejected = len(pb.poison)
 
         def finish(con: duckdb.DuckDBPyConnection, batch_id: int | None) -> None:
             _write_poison(con, source, pb.uri, pb.poison, batch_id)
@@ -205,9 +223,43 @@ class KafkaConsumerLoop:
                 batch, source, origins=origins, positions=finish if last else None
             )
             counts.add(c)
+            rejected += c.rejected
         counts.received += len(pb.poison)
         counts.rejected += len(pb.poison)
         counts.rejected_by_reason.update(str(p.reason) for p in pb.poison)
+        return rejected
+
+    def _dead_letter(
+        self, topic: str, partition: int, offsets: list[int], values: list[bytes | None]
+    ) -> None:
+        """The chunk's rejected messages, as they arrived, to the dead-letter topic.
+
+        After the store commit, so at least once: the store's rejects are the record, the
+        topic a copy for other tools.
+        """
+        assert self._dead_letters is not None
+        found = self.store.query(
+            "SELECT source_record, reason, detail FROM rejects WHERE source_uri = ? "
+            "AND source_record BETWEEN ? AND ? ORDER BY source_record",
+            [partition_uri(topic, partition), offsets[0], offsets[-1]],
+        )
+        at = {off: i for i, off in enumerate(offsets)}
+        for offset, reason, detail in found:
+            if offset not in at:
+                continue
+            headers = {
+                "advx.topic": topic,
+                "advx.partition": str(partition),
+                "advx.offset": str(offset),
+                "advx.reason": reason,
+                "advx.detail": detail or "",
+            }
+            self._dead_letters.produce(
+                self.settings.kafka_dead_letter_topic or "",
+                values[at[offset]],
+                headers=list(headers.items()),
+            )
+        self._dead_letters.poll(0)
 
     def _lag(self, consumer: Consumer) -> None:
         for (topic, partition), next_offset in self._next.items():
