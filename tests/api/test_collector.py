@@ -24,7 +24,7 @@ import pytest
 from advertisex.api.collector import PIXEL, sign_url
 from advertisex.config import Settings, load_settings
 from advertisex.pipeline.microbatch import MicroBatcher
-from tests.api.conftest import collector, ndjson, start_serve, wait_ready
+from tests.api.conftest import HTTP, collector, ndjson, start_serve, wait_ready
 
 BID_SCHEMA = {
     "type": "record",
@@ -83,7 +83,7 @@ def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 def test_ndjson_post_answers_counts_after_commit(settings: Settings) -> None:
     body = ndjson(["a", "b", "b"]) + b'{"broken\n\n'
     with collector(settings) as (url, _):
-        r = httpx.post(url + "/v1/impressions", content=body, headers={"X-Request-Id": "req-1"})
+        r = HTTP.post(url + "/v1/impressions", content=body, headers={"X-Request-Id": "req-1"})
         assert r.status_code == 202
         assert r.json() == {
             "request_id": "req-1",
@@ -94,7 +94,7 @@ def test_ndjson_post_answers_counts_after_commit(settings: Settings) -> None:
             "rejected_by_reason": {"malformed_json": 1},
         }
         # A retried POST adds nothing: all duplicates is still a success.
-        again = httpx.post(url + "/v1/impressions", content=ndjson(["a", "b"]))
+        again = HTTP.post(url + "/v1/impressions", content=ndjson(["a", "b"]))
         assert again.status_code == 202
         assert again.json()["duplicates"] == 2
     assert rows(settings.db, "SELECT event_id FROM impressions ORDER BY 1") == [("a",), ("b",)]
@@ -112,7 +112,7 @@ def test_concurrent_requests_coalesce_and_each_gets_its_own_counts(settings: Set
         def post(i: int) -> dict[str, Any]:
             ids = [f"r{i}-{k}" for k in range(i + 1)]
             body = ndjson(ids) + (b"not json\n" if i % 2 else b"")
-            r = httpx.post(url + "/v1/impressions", content=body, timeout=30)
+            r = HTTP.post(url + "/v1/impressions", content=body, timeout=30)
             assert r.status_code == 202
             return dict(r.json())
 
@@ -135,13 +135,13 @@ def test_json_array_gzip_and_csv_events(settings: Settings) -> None:
         "2026-11-01 10:01:00,7,3,teleport\n"
     )
     with collector(settings) as (url, _):
-        r = httpx.post(
+        r = HTTP.post(
             url + "/v1/impressions",
             content=gzip.compress(array.encode()),
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
         assert (r.status_code, r.json()["accepted"]) == (202, 2)
-        r = httpx.post(url + "/v1/events", content=csv_body, headers={"Content-Type": "text/csv"})
+        r = HTTP.post(url + "/v1/events", content=csv_body, headers={"Content-Type": "text/csv"})
         assert r.status_code == 202
         assert r.json()["rejected_by_reason"] == {"unknown_conversion_type": 1}
     assert rows(settings.db, "SELECT count(*) FROM impressions") == [(2,)]
@@ -162,12 +162,12 @@ def test_bid_requests_avro_container_and_confluent_wire_format(tmp_path: Path) -
     fastavro.schemaless_writer(single, fastavro.parse_schema(BID_SCHEMA), bid("a3"))
     wire = b"\x00" + struct.pack(">I", 42) + single.getvalue()
     with collector(settings) as (url, _):
-        r = httpx.post(url + "/v1/bid-requests", content=container.getvalue())
+        r = HTTP.post(url + "/v1/bid-requests", content=container.getvalue())
         assert (r.status_code, r.json()["accepted"]) == (202, 2)
-        r = httpx.post(url + "/v1/bid-requests", content=wire)
+        r = HTTP.post(url + "/v1/bid-requests", content=wire)
         assert (r.status_code, r.json()["accepted"]) == (202, 1)
         unknown = b"\x00" + struct.pack(">I", 7) + single.getvalue()
-        r = httpx.post(url + "/v1/bid-requests", content=unknown)
+        r = HTTP.post(url + "/v1/bid-requests", content=unknown)
         assert r.status_code == 400
         assert r.json()["error"] == "unknown Avro schema id 7"
     assert rows(settings.db, "SELECT event_id, country FROM bid_requests ORDER BY 1") == [
@@ -179,8 +179,8 @@ def test_bid_requests_avro_container_and_confluent_wire_format(tmp_path: Path) -
 
 def test_nothing_acceptable_is_400_with_the_first_rejects(settings: Settings) -> None:
     with collector(settings) as (url, _):
-        r = httpx.post(url + "/v1/impressions", content=b'{"user_id": 1}\n[1]\n')
-        empty = httpx.post(url + "/v1/impressions", content=b"\n\n")
+        r = HTTP.post(url + "/v1/impressions", content=b'{"user_id": 1}\n[1]\n')
+        empty = HTTP.post(url + "/v1/impressions", content=b"\n\n")
     assert r.status_code == 400
     assert [(x["record"], x["reason"]) for x in r.json()["rejects"]] == [
         (1, "missing_field"),
@@ -195,11 +195,11 @@ def test_bodies_over_the_limit_get_413_even_when_gzip_hides_the_size(tmp_path: P
     big = ndjson([f"id{i}" for i in range(100)])
     assert len(big) > 4096
     with collector(settings) as (url, _):
-        r = httpx.post(url + "/v1/impressions", content=big)
+        r = HTTP.post(url + "/v1/impressions", content=big)
         assert r.status_code == 413
         bomb = gzip.compress(big)
         assert len(bomb) < 4096
-        r = httpx.post(url + "/v1/impressions", content=bomb, headers={"Content-Encoding": "gzip"})
+        r = HTTP.post(url + "/v1/impressions", content=bomb, headers={"Content-Encoding": "gzip"})
         assert r.status_code == 413
         assert "decompressed" in r.json()["error"]
     assert rows(settings.db, "SELECT count(*) FROM impressions") == [(0,)]
@@ -211,15 +211,15 @@ def test_api_key_per_source(tmp_path: Path) -> None:
     )
     with collector(settings) as (url, _):
         post = url + "/v1/impressions"
-        assert httpx.post(post, content=ndjson(["k"])).status_code == 401
-        wrong = httpx.post(post, content=ndjson(["k"]), headers={"X-API-Key": "nope"})
+        assert HTTP.post(post, content=ndjson(["k"])).status_code == 401
+        wrong = HTTP.post(post, content=ndjson(["k"]), headers={"X-API-Key": "nope"})
         assert wrong.status_code == 401
         # The impressions key does not open the events route (no key configured there).
-        other = httpx.post(
+        other = HTTP.post(
             url + "/v1/events", content=b"a,b\n1,2\n", headers={"X-API-Key": "imp-key"}
         )
         assert other.status_code == 401
-        ok = httpx.post(post, content=ndjson(["k"]), headers={"X-API-Key": "imp-key"})
+        ok = HTTP.post(post, content=ndjson(["k"]), headers={"X-API-Key": "imp-key"})
         assert ok.status_code == 202
     assert rows(settings.db, "SELECT event_id FROM impressions") == [("k",)]
 
@@ -229,7 +229,7 @@ def test_trackers_pixel_and_signed_click_redirect(tmp_path: Path) -> None:
     landing = "https://shop.example/p?id=9"
     headers = {"User-Agent": "Mozilla/5.0 test"}
     with collector(settings) as (url, _):
-        pixel = httpx.get(
+        pixel = HTTP.get(
             url + "/t/imp",
             params={"imp": "i1", "uid": "u9", "crid": "c4", "site": "news.example"},
             headers=headers,
@@ -240,10 +240,10 @@ def test_trackers_pixel_and_signed_click_redirect(tmp_path: Path) -> None:
             PIXEL,
         )
         params = {"uid": "u9", "cid": "camp1", "crid": "c4", "imp": "i1", "url": landing}
-        click = httpx.get(url + "/t/click", params={**params, "sig": sign_url("s3cret", landing)})
+        click = HTTP.get(url + "/t/click", params={**params, "sig": sign_url("s3cret", landing)})
         assert (click.status_code, click.headers["location"]) == (302, landing)
         # A URL signed with another secret, or altered, is not redirected to (no open redirect).
-        forged = httpx.get(
+        forged = HTTP.get(
             url + "/t/click",
             params={**params, "url": "https://evil.example", "sig": sign_url("s3cret", landing)},
         )
@@ -273,7 +273,7 @@ def test_slow_store_gets_503_with_retry_after_and_the_queue_stays_bounded(tmp_pa
 
         def post(i: int) -> tuple[int, str | None, list[str]]:
             ids = [f"s{i}-{k}" for k in range(100)]  # about 12 KiB
-            r = httpx.post(url + "/v1/impressions", content=ndjson(ids), timeout=60)
+            r = HTTP.post(url + "/v1/impressions", content=ndjson(ids), timeout=60)
             return r.status_code, r.headers.get("retry-after"), ids
 
         with ThreadPoolExecutor(16) as pool:
@@ -333,7 +333,7 @@ def test_serve_stops_on_sigterm_after_flushing_and_exits_0(tmp_path: Path) -> No
     with ThreadPoolExecutor(4) as pool:
         answers = list(
             pool.map(
-                lambda i: httpx.post(url + "/v1/impressions", content=ndjson([f"t{i}"])), range(20)
+                lambda i: HTTP.post(url + "/v1/impressions", content=ndjson([f"t{i}"])), range(20)
             )
         )
     assert {a.status_code for a in answers} == {202}
@@ -381,7 +381,7 @@ def test_pixel_hits_answered_before_the_commit_survive_sigkill_through_the_spool
     with ThreadPoolExecutor(8) as pool:
         answers = list(
             pool.map(
-                lambda i: httpx.get(url + "/t/imp", params={"imp": i, "uid": "u", "crid": "c"}), ids
+                lambda i: HTTP.get(url + "/t/imp", params={"imp": i, "uid": "u", "crid": "c"}), ids
             )
         )
     assert {(a.status_code, a.content) for a in answers} == {(200, PIXEL)}
@@ -402,7 +402,7 @@ def test_spool_files_rotate_and_go_once_loaded(tmp_path: Path) -> None:
     spool = tmp_path / "s.duckdb.spool"
     with collector(settings) as (url, _):
         for i in range(40):  # about 200 bytes each: several files of ~1 KiB
-            httpx.get(url + "/t/imp", params={"imp": f"r{i}", "uid": "u", "crid": "c"})
+            HTTP.get(url + "/t/imp", params={"imp": f"r{i}", "uid": "u", "crid": "c"})
     left = list(spool.iterdir())
     assert 1 <= len(left) < 8  # rotated files went as their lines were committed
     batches = rows(settings.db, "SELECT count(*) FROM batches")
