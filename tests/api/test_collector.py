@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -257,6 +258,12 @@ def test_trackers_pixel_and_signed_click_redirect(tmp_path: Path) -> None:
     ) == [("click", "u9", "camp1", "i1")]
 
 
+def _busy_count(url: str) -> float:
+    text = HTTP.get(url + "/metrics/").text
+    found = re.search(r'^advx_collector_busy_total\{route="impressions"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_slow_store_gets_503_with_retry_after_and_the_queue_stays_bounded(tmp_path: Path) -> None:
     limit = 64 * 1024
     settings = load_settings(db=tmp_path / "s.duckdb", collector_queue_bytes=limit)
@@ -276,12 +283,15 @@ def test_slow_store_gets_503_with_retry_after_and_the_queue_stays_bounded(tmp_pa
             r = HTTP.post(url + "/v1/impressions", content=ndjson(ids), timeout=60)
             return r.status_code, r.headers.get("retry-after"), ids
 
+        busy_before = _busy_count(url)
         with ThreadPoolExecutor(16) as pool:
             results = list(pool.map(post, range(64)))
         high_water = batcher.high_water_bytes
+        busy_counted = _busy_count(url) - busy_before
     statuses = [s for s, _, _ in results]
     assert set(statuses) == {202, 503}
     assert all(ra == "1" for s, ra, _ in results if s == 503)
+    assert busy_counted == statuses.count(503)  # and /metrics counts them
     assert high_water <= limit
     acked = {i for s, _, ids in results if s == 202 for i in ids}
     stored = {r[0] for r in rows(settings.db, "SELECT event_id FROM impressions")}
