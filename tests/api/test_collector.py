@@ -142,10 +142,12 @@ def test_json_array_gzip_and_csv_events(settings: Settings) -> None:
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
         assert (r.status_code, r.json()["accepted"]) == (202, 2)
+        r = HTTP.post(url + "/v1/impressions", content=b"\xef\xbb\xbf" + ndjson(["z"]))
+        assert (r.status_code, r.json()["accepted"]) == (202, 1)  # a byte-order mark is no record
         r = HTTP.post(url + "/v1/events", content=csv_body, headers={"Content-Type": "text/csv"})
         assert r.status_code == 202
         assert r.json()["rejected_by_reason"] == {"unknown_conversion_type": 1}
-    assert rows(settings.db, "SELECT count(*) FROM impressions") == [(2,)]
+    assert rows(settings.db, "SELECT count(*) FROM impressions") == [(3,)]
     assert rows(settings.db, "SELECT event_type, campaign_id FROM clicks_conversions") == [
         ("click", "3")
     ]

@@ -9,6 +9,7 @@ raises `Busy` and the collector answers 503 instead of growing memory.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,8 @@ from advertisex.sources.batch import Format, RawBatch
 from advertisex.sources.http import Body
 from advertisex.sources.spool import Spool, SpoolMark, spool_batch, spool_source
 from advertisex.store import Store, one
+
+log = logging.getLogger(__name__)
 
 
 class Busy(AdvertisexError):
@@ -226,6 +229,8 @@ class MicroBatcher:
         try:
             fn(arg)
         except Exception as e:
+            # Trackers do not wait for their batch: this line is their only report.
+            log.exception("a batch of %d requests failed; their clients get 503", len(reqs))
             for r in reqs:
                 if not r.future.done():
                     r.future.set_exception(e)

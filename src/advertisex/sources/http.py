@@ -62,7 +62,8 @@ def count_records(data: bytes) -> int:
 
 def json_body(uri: str, body: bytes) -> Body:
     """NDJSON (one record per line) or one JSON document (an array, or a multi-line object)."""
-    s = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    body = body.removeprefix(b"\xef\xbb\xbf")  # a BOM would break the line it lands in
+    s = body.lstrip(b" \t\r\n")
     first = s.split(b"\n", 1)[0].rstrip()
     if s.startswith(b"[") or (s.startswith(b"{") and not first.endswith(b"}")):
         end = len(body)
