@@ -425,3 +425,9 @@ def test_spool_files_rotate_and_go_once_loaded(tmp_path: Path) -> None:
     assert rows(settings.db, "SELECT count(DISTINCT event_id), count(*) FROM impressions") == [
         (40, 40)
     ]
+
+
+def test_public_names() -> None:
+    import advertisex.api
+
+    assert advertisex.api.__all__ == ["create_app", "serve"]

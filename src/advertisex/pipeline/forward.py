@@ -30,6 +30,9 @@ TOPICS = {
 }
 
 
+_MAX_QUEUED = 100_000  # messages waiting for the brokers; beyond: 503
+
+
 class KafkaForwarder:
     """Same interface as the MicroBatcher: submit a parsed body, get a future of its counts."""
 
@@ -39,6 +42,8 @@ class KafkaForwarder:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
+            # Above our own bound, so one request the size limit let through always fits.
+            "queue.buffering.max.messages": 10 * _MAX_QUEUED,
             **settings.kafka_config,
         }
         try:
@@ -80,16 +85,13 @@ class KafkaForwarder:
                 if pending[0] == 0:
                     fut.set_result(counts)
 
+        # Room for the whole request, or none of it is sent (no half-produced requests).
+        waiting = len(self.producer)
+        if waiting and waiting + len(messages) > _MAX_QUEUED:
+            raise Busy("the Kafka producer's queue is full")
         topic = TOPICS[source.name]
-        for i, value in enumerate(messages):
-            try:
-                self.producer.produce(topic, value, on_delivery=delivered)
-            except BufferError:
-                if i == 0:
-                    raise Busy("the Kafka producer's queue is full") from None
-                # Part of the request is on its way: wait for room rather than half-answer.
-                self.producer.flush(1)
-                self.producer.produce(topic, value, on_delivery=delivered)
+        for value in messages:
+            self.producer.produce(topic, value, on_delivery=delivered)
         if not messages:
             fut.set_result(counts)
         return fut
