@@ -374,6 +374,26 @@ def serve(
     run(_settings(db, config), host, port, say=_say, kafka=kafka)
 
 
+@app.command("sign-url")
+@plain_errors
+def sign_url(
+    url: str = typer.Argument(..., help="The landing URL a click should redirect to."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Print the click tracker's query for URL: url=...&sig=... (HMAC with tracker_secret)."""
+    from urllib.parse import urlencode
+
+    from advertisex.api.collector import sign_url as sign
+
+    settings = _settings(None, config)
+    if settings.tracker_secret is None:
+        raise ConfigError("tracker_secret is not set; set ADVX_TRACKER_SECRET to sign URLs")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{url!r} is not an http(s) URL; the click tracker redirects only there")
+    sig = sign(settings.tracker_secret.get_secret_value(), url)
+    sys.stdout.write(urlencode({"url": url, "sig": sig}) + "\n")
+
+
 @app.command()
 @plain_errors
 def consume(

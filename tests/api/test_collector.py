@@ -26,6 +26,7 @@ from advertisex.api.collector import PIXEL, sign_url
 from advertisex.config import Settings, load_settings
 from advertisex.pipeline.microbatch import MicroBatcher
 from tests.api.conftest import HTTP, collector, ndjson, start_serve, wait_ready
+from tests.conftest import Cli
 
 BID_SCHEMA = {
     "type": "record",
@@ -431,3 +432,20 @@ def test_public_names() -> None:
     import advertisex.api
 
     assert advertisex.api.__all__ == ["create_app", "serve"]
+
+
+def test_sign_url_command_builds_a_link_the_click_tracker_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    monkeypatch.setenv("ADVX_TRACKER_SECRET", "k3y")
+    landing = "https://shop.example/a?b=1&c=2"
+    result = cli("sign-url", landing, db=False)
+    assert result.exit_code == 0
+    settings = load_settings(db=tmp_path / "s.duckdb")
+    with collector(settings) as (url, _):
+        r = HTTP.get(f"{url}/t/click?uid=u1&cid=k1&{result.stdout.strip()}")
+    assert (r.status_code, r.headers["location"]) == (302, landing)
+    monkeypatch.delenv("ADVX_TRACKER_SECRET")
+    missing = cli("sign-url", landing, db=False)
+    assert missing.exit_code == 2
+    assert "set ADVX_TRACKER_SECRET" in missing.stderr

@@ -106,6 +106,11 @@ def test_poison_and_malformed_messages_are_quarantined_and_the_partition_moves_o
         ("bid_requests", 0, 5),
         ("impressions", 1, 5),
     ]
+    # Kafka has the same offsets, committed after the store's.
+    group = Consumer({"bootstrap.servers": kafka, "group.id": "g1", "log_level": 0})
+    committed = group.committed([TopicPartition("bid_requests", 0)], timeout=10)
+    group.close()
+    assert [tp.offset for tp in committed] == [5]
     # The dead-letter topic has each rejected message as it arrived, with where and why.
     dlq = Consumer({"bootstrap.servers": kafka, "group.id": "reader", "log_level": 0})
     dlq.assign([TopicPartition("advx-dlq", p, 0) for p in range(4)])
