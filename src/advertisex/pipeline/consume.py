@@ -101,16 +101,7 @@ class KafkaConsumerLoop:
         self._next: dict[tuple[str, int], int] = {}
         self._consumer: Consumer | None = None
         self._active = 0.0  # when partitions were assigned or messages last came
-        self._dead_letters: Producer | None = None
-        if settings.kafka_dead_letter_topic:
-            self._dead_letters = Producer(
-                {
-                    "bootstrap.servers": bootstrap_servers,
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    **settings.kafka_config,
-                }
-            )
+        self._dead_letters: Producer | None = None  # while running, with a dead-letter topic
 
     def run(
         self,
@@ -125,6 +116,15 @@ class KafkaConsumerLoop:
         except KafkaException as e:
             raise ConfigError(f"cannot create the Kafka consumer: {e}") from None
         self._consumer = consumer
+        if self.settings.kafka_dead_letter_topic:
+            self._dead_letters = Producer(
+                {
+                    "bootstrap.servers": self.config["bootstrap.servers"],
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    **self.settings.kafka_config,
+                }
+            )
         consumer.subscribe(list(self.topics), on_assign=self._on_assign)
         timeout = self.settings.kafka_batch_ms / 1000
         last_lag = 0.0
@@ -148,6 +148,7 @@ class KafkaConsumerLoop:
             consumer.close()
             if self._dead_letters is not None:
                 self._dead_letters.flush(30)
+                self._dead_letters = None
         return self.report
 
     # -- assignment: resume from the store -------------------------------------------------
