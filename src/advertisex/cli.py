@@ -354,5 +354,91 @@ def rejects_replay(
         raise typer.Exit(EXIT_REJECTS)
 
 
+# -- real time: serve (HTTP collector) and consume (Kafka) ----------------------------------
+
+
+@app.command()
+@plain_errors
+def serve(
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, min=0, max=65535, help="Port (0: any free port)."),
+    kafka: str | None = typer.Option(
+        None, help="Produce events to these Kafka bootstrap servers instead of the store."
+    ),
+) -> None:
+    """Run the HTTP collector (and /metrics) until SIGTERM; every 202 is durable."""
+    from advertisex.api import serve as run
+
+    run(_settings(db, config), host, port, say=_say, kafka=kafka)
+
+
+@app.command("sign-url")
+@plain_errors
+def sign_url(
+    url: str = typer.Argument(..., help="The landing URL a click should redirect to."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Print the click tracker's query for URL: url=...&sig=... (HMAC with tracker_secret)."""
+    from urllib.parse import urlencode
+
+    from advertisex.api.collector import sign_url as sign
+
+    settings = _settings(None, config)
+    if settings.tracker_secret is None:
+        raise ConfigError("tracker_secret is not set; set ADVX_TRACKER_SECRET to sign URLs")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{url!r} is not an http(s) URL; the click tracker redirects only there")
+    sig = sign(settings.tracker_secret.get_secret_value(), url)
+    sys.stdout.write(urlencode({"url": url, "sig": sig}) + "\n")
+
+
+@app.command()
+@plain_errors
+def consume(
+    bootstrap_servers: str = typer.Option(..., help="Kafka bootstrap servers (host:port,...)."),
+    group: str = typer.Option(..., help="Consumer group id."),
+    topics: str = typer.Option(
+        "impressions,clicks,bid_requests",
+        help="Topics, comma-separated; TOPIC=SOURCE for names that do not say their source.",
+    ),
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    metrics_port: int | None = typer.Option(
+        None, min=0, max=65535, help="Serve /metrics (lag, messages) on this loopback port."
+    ),
+    until_idle: float | None = typer.Option(
+        None, min=0, help="Stop once no message came for this many seconds (catch-up runs)."
+    ),
+) -> None:
+    """Consume Kafka topics into the store, exactly once (offsets live in the store)."""
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from advertisex.pipeline.consume import KafkaConsumerLoop, parse_topics
+    from advertisex.store import Store
+
+    settings = _settings(db, config)
+    by_topic = parse_topics(topics)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr="127.0.0.1")
+    with Store.open(settings) as store:
+        loop = KafkaConsumerLoop(
+            store, settings, bootstrap_servers=bootstrap_servers, group=group, topics=by_topic
+        )
+        _say(f"consuming {', '.join(by_topic)} as group {group} into {settings.db}")
+        report = loop.run(stop, until_idle=until_idle)
+    _say(f"stopped after {report.messages:,} messages")
+    for name, c in report.sources.items():
+        if c.received:
+            _say(f"{name}: " + json.dumps(c.to_dict()))
+
+
 def main() -> None:
     app()

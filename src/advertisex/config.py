@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -45,6 +45,41 @@ class Settings(BaseSettings):
     # Memory DuckDB may use; it spills to disk beyond it.
     duckdb_memory_limit: str = "4GB"
     duckdb_threads: int = Field(default=0, ge=0)  # 0: DuckDB's own choice
+
+    # Real time: HTTP collector (`serve`) and Kafka consumer (`consume`).
+    # API key per source for the write routes, sent in the X-API-Key header; none: loopback only.
+    collector_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    collector_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # beyond: 413
+    # Request bytes waiting for (or in) the store; beyond it the collector answers 503.
+    collector_queue_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
+    collector_flush_events: int = Field(default=50_000, ge=1)  # a micro-batch flushes at this
+    collector_flush_ms: int = Field(default=50, ge=0)  # ... or this long after its first event
+    # Trackers append events here before answering (default: <db>.spool beside the store).
+    collector_spool_dir: Path | None = None
+    collector_spool_rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # HMAC key signing the click tracker's landing URLs; unset: /t/click is off.
+    tracker_secret: SecretStr | None = None
+    # Avro schemas for the Confluent wire format: a folder of <schema id>.avsc, or a registry.
+    schema_dir: Path | None = None
+    schema_registry_url: str | None = None
+    kafka_batch_messages: int = Field(default=100_000, ge=1)  # per micro-batch
+    kafka_batch_ms: int = Field(default=200, ge=1)  # longest wait to fill one
+    # Rejected messages are also produced here, as they arrived, with advx.* headers saying why.
+    kafka_dead_letter_topic: str | None = None
+    # Extra librdkafka settings for consumers and producers (security.protocol, ...).
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+    # Clicks and conversions that arrive as CSV lines without a header on Kafka.
+    kafka_csv_header: str = "timestamp,user_id,campaign_id,conversion_type"
+
+    @field_validator("collector_api_keys")
+    @classmethod
+    def _known_sources(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        from advertisex.schemas.sources import SOURCES
+
+        unknown = sorted(set(v) - set(SOURCES))
+        if unknown:
+            raise ValueError(f"unknown source {unknown[0]!r}; use {', '.join(SOURCES)}")
+        return v
 
     @field_validator("conversion_types", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -117,6 +118,8 @@ class IngestReport:
 
 
 Progress = Callable[[int, int], None]  # (bytes done in the current file, rows in the batch)
+# Writes a real-time source's positions inside the batch's transaction: (connection, batch id).
+Positions = Callable[[duckdb.DuckDBPyConnection, int], None]
 
 
 class Runner:
@@ -226,12 +229,15 @@ class Runner:
         *,
         origins: Origins | None = None,
         replaces: list[int] | None = None,
+        positions: Positions | None = None,
         decoded: Decoded | None = None,
     ) -> SourceCounts:
         """One batch through every stage, committed in one transaction with its position.
 
         Replay passes `origins` (the rows' first places, which they keep) and `replaces` (the
-        reject ids the outcome takes the place of, deleted in the same transaction).
+        reject ids the outcome takes the place of, deleted in the same transaction). Real-time
+        sources pass `positions`, called with the connection and the batch id inside the
+        transaction to write their own positions (Kafka offsets, HTTP request ranges).
         `decoded` is the batch already decoded, when that was done ahead.
         """
         if decoded is None:
@@ -267,6 +273,7 @@ class Runner:
                     sql,
                     now,
                     decoded.records.schema,
+                    positions,
                 )
         finally:
             con.unregister(rel_in)
@@ -283,6 +290,7 @@ class Runner:
         sql: str,
         now: datetime,
         schema: pa.Schema,
+        positions: Positions | None = None,
     ) -> SourceCounts:
         con = self.con
         row = one(con, "SELECT nextval('batch_ids')")
@@ -388,6 +396,8 @@ class Runner:
                     now,
                 ],
             )
+        if positions is not None:
+            positions(con, batch_id)
         con.execute("DROP TABLE _advx_batch")
         return counts
 

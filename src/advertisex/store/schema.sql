@@ -59,3 +59,26 @@ CREATE TABLE IF NOT EXISTS creatives (
   advertiser_name VARCHAR,
   loaded_at       TIMESTAMP NOT NULL
 );
+
+-- Real time (serve, consume). Which HTTP request each collected record came from: records
+-- first_record..end_record of batch batch_id (written in the batch's transaction).
+CREATE TABLE IF NOT EXISTS http_requests (
+  request_id   VARCHAR NOT NULL,
+  source       VARCHAR NOT NULL,
+  source_uri   VARCHAR NOT NULL,
+  batch_id     BIGINT NOT NULL,
+  first_record BIGINT NOT NULL,
+  end_record   BIGINT NOT NULL,
+  remote       VARCHAR,
+  received_at  TIMESTAMP NOT NULL
+);
+
+-- The next Kafka offset to read per consumer group and partition, committed with the rows.
+CREATE TABLE IF NOT EXISTS kafka_offsets (
+  consumer_group VARCHAR NOT NULL,
+  topic          VARCHAR NOT NULL,
+  "partition"    INTEGER NOT NULL,
+  next_offset    BIGINT NOT NULL,
+  updated_at     TIMESTAMP NOT NULL,
+  PRIMARY KEY (consumer_group, topic, "partition")
+);

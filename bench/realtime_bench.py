@@ -1,0 +1,223 @@
+"""Real-time benchmarks: HTTP NDJSON ingest, pixel tracker, event-to-queryable latency, Kafka.
+
+    python bench/realtime_bench.py http    [--seconds 20 --connections 8]
+    python bench/realtime_bench.py pixel   [--seconds 10 --connections 32]   # needs wrk
+    python bench/realtime_bench.py latency [--seconds 20 --rate 20000]
+    python bench/realtime_bench.py kafka   [--messages 120000]
+
+The collector runs as `advertisex serve` in its own process on loopback with a fresh DuckDB
+file; the load generator runs on the same machine. A 202 is sent after the batch committed,
+so the time from sending a request to its 202 is the event-to-queryable latency: the events
+are queryable in the store when the answer arrives. The Kafka run produces to librdkafka's
+mock cluster, then times one consumer (in this process) from its first commit to its last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+IMP = (
+    '{{"impression_id": "{p}-{i}", "creative_id": {c}, "user_id": {u}, '
+    '"timestamp": "2026-11-01 10:{m:02d}:00", "website": "site{s}.example"}}'
+)
+
+
+def body(prefix: str, n: int = 1000) -> bytes:
+    return (
+        "\n".join(
+            IMP.format(p=prefix, i=i, c=i % 50, u=i % 9973, m=i % 60, s=i % 40) for i in range(n)
+        )
+        + "\n"
+    ).encode()
+
+
+def start_serve(db: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advertisex", "serve", "--db", str(db), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    while line := proc.stderr.readline():
+        if m := re.search(r"serving on (http://\S+)", line):
+            url = m.group(1)
+            for _ in range(600):
+                try:
+                    httpx.get(url + "/metrics/", timeout=2)
+                    return proc, url
+                except httpx.TransportError:
+                    time.sleep(0.05)
+    raise SystemExit("serve did not start")
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    proc.communicate(timeout=60)
+
+
+async def _post_loop(
+    url: str, seconds: float, connections: int, rate: float | None
+) -> tuple[int, list[float], int]:
+    """POST 1,000-event bodies; returns (events acknowledged, latencies, 503s)."""
+    latencies: list[float] = []
+    accepted = busy = 0
+    deadline = time.monotonic() + seconds
+    interval = connections * 1000 / rate if rate else 0.0
+
+    async def worker(n: int) -> None:
+        nonlocal accepted, busy
+        k = 0
+        async with httpx.AsyncClient(timeout=60) as client:
+            next_at = time.monotonic()
+            while time.monotonic() < deadline:
+                payload = body(f"w{n}-{k}")
+                k += 1
+                t0 = time.monotonic()
+                r = await client.post(url + "/v1/impressions", content=payload)
+                latencies.append(time.monotonic() - t0)
+                if r.status_code == 202:
+                    accepted += r.json()["accepted"]
+                elif r.status_code == 503:
+                    busy += 1
+                if interval:
+                    next_at += interval
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    await asyncio.gather(*(worker(n) for n in range(connections)))
+    return accepted, latencies, busy
+
+
+def bench_http(args: argparse.Namespace, rate: float | None = None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_serve(Path(tmp) / "bench.duckdb")
+        try:
+            t0 = time.monotonic()
+            accepted, lat, busy = asyncio.run(_post_loop(url, args.seconds, args.connections, rate))
+            elapsed = time.monotonic() - t0
+        finally:
+            stop(proc)
+    ms = np.array(lat) * 1000
+    print(
+        f"{'latency' if rate else 'http'}: {accepted:,} events in {elapsed:.1f} s = "
+        f"{accepted / elapsed:,.0f} events/s accepted; {len(lat):,} requests, {busy} answered 503; "
+        f"request (= event-to-queryable) latency p50 {np.percentile(ms, 50):.0f} ms, "
+        f"p99 {np.percentile(ms, 99):.0f} ms"
+    )
+
+
+def bench_pixel(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_serve(Path(tmp) / "bench.duckdb")
+        try:
+            out = subprocess.run(
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{args.connections}",
+                    f"-d{int(args.seconds)}s",
+                    "--latency",
+                    url + "/t/imp?uid=u1&crid=c1&site=news.example&cid=k1",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        finally:
+            stop(proc)
+    print(out)
+
+
+def bench_kafka(args: argparse.Namespace) -> None:
+    from confluent_kafka import Producer
+
+    import advertisex.formats.avro  # noqa: F401 (its polars import is a one-time start-up cost)
+    from advertisex.config import load_settings
+    from advertisex.pipeline.consume import KafkaConsumerLoop, parse_topics
+    from advertisex.store import Store
+
+    holder = Producer({"test.mock.num.brokers": 1, "log_level": 0})
+    brokers = holder.list_topics(timeout=10).brokers.values()
+    bootstrap = ",".join(f"{b.host}:{b.port}" for b in brokers)
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 100_000}
+    )
+    t0 = time.monotonic()
+    for chunk in range(args.messages // 1000):
+        for i, line in enumerate(body(f"k{chunk}").splitlines()):
+            while True:
+                try:
+                    producer.produce("impressions", line, partition=i % 4)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(120)
+    print(f"produced {args.messages:,} in {time.monotonic() - t0:.1f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(db=Path(tmp) / "bench.duckdb")
+        with Store.open(settings) as store:
+            loop = KafkaConsumerLoop(
+                store,
+                settings,
+                bootstrap_servers=bootstrap,
+                group="bench",
+                topics=parse_topics("impressions"),
+            )
+            spans: list[float] = []
+            process = loop._process
+
+            def timed(msgs: list[Any]) -> None:
+                t = time.monotonic()
+                process(msgs)
+                spans.extend([t, time.monotonic()])
+
+            loop._process = timed  # type: ignore[method-assign]
+            report = loop.run(threading.Event(), until_idle=3)
+            (stored,) = store.query("SELECT count(*) FROM impressions")[0]
+    # From the first micro-batch's arrival to the last one's commit (the group join left out).
+    elapsed = spans[-1] - spans[0]
+    print(
+        f"kafka: {report.messages:,} messages, {stored:,} stored in {len(spans) // 2} batches "
+        f"in {elapsed:.1f} s = {report.messages / elapsed:,.0f} impressions/s"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("what", choices=["http", "pixel", "latency", "kafka"])
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=20_000, help="latency: events/s offered")
+    # The mock cluster keeps about 35,000 messages of this size per partition (older segments
+    # go, as retention would): 4 partitions x 30,000 stay within it.
+    ap.add_argument("--messages", type=int, default=120_000)
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    if args.what == "http":
+        bench_http(args)
+    elif args.what == "latency":
+        bench_http(args, rate=args.rate)
+    elif args.what == "pixel":
+        bench_pixel(args)
+    else:
+        bench_kafka(args)
+
+
+if __name__ == "__main__":
+    main()
