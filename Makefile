@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= demo-data
 DB     ?= $(DEMO)/advertisex.duckdb
 
-.PHONY: demo test lint bench clean sysdeps
+.PHONY: demo test lint bench clean sysdeps assets
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed assets
 	rm -rf $(DEMO)
 	$(BIN)/advertisex generate $(DEMO)/input --impressions 200000 --days 3 --seed 7
 	$(BIN)/advertisex dims load $(DEMO)/input/dims/creatives.csv --db $(DB)
@@ -35,11 +35,25 @@ lint: $(VENV)/.installed-dev
 sysdeps:
 	./deploy/install-system-packages
 
-test: lint sysdeps
+test: lint sysdeps assets
 	$(BIN)/pytest -n 2
+
+# The dashboard's browser libraries: from the npm registry (web/package-lock.json) into the
+# package, so that the served page needs no CDN.
+ASSETS := src/advertisex/api/static/vendor
+$(ASSETS)/.built: web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(ASSETS)
+	cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css $(ASSETS)/
+	cp web/node_modules/uplot/LICENSE $(ASSETS)/uPlot.LICENSE
+	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js web/node_modules/swagger-ui-dist/swagger-ui.css $(ASSETS)/
+	cp web/node_modules/swagger-ui-dist/LICENSE $(ASSETS)/swagger-ui.LICENSE
+	touch $@
+
+assets: $(ASSETS)/.built
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest_bench.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache web/node_modules $(ASSETS)

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     # Clicks and conversions that arrive as CSV lines without a header on Kafka.
     kafka_csv_header: str = "timestamp,user_id,campaign_id,conversion_type"
 
+    # Query API and dashboard (`serve`): read routes need this bearer token when set.
+    query_token: SecretStr | None = None
+    query_max_rows: int = Field(default=10_000, ge=1)  # a page of results is at most this long
+    dashboard_refresh_seconds: float = Field(default=10.0, ge=1)  # the page reloads its data
+    # An event is late when ingested this long after its event time (the quality panel).
+    dashboard_late_seconds: float = Field(default=3600.0, gt=0)
+
     @field_validator("collector_api_keys")
     @classmethod
     def _known_sources(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:

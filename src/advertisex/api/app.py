@@ -15,6 +15,10 @@ from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
 from advertisex.api.collector import router
+from advertisex.api.dashboard import mount_dashboard
+from advertisex.api.query import Reader, install_errors
+from advertisex.api.query import health as health_router
+from advertisex.api.query import router as query_router
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 from advertisex.pipeline.forward import KafkaForwarder
@@ -48,19 +52,26 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
             spool = Spool(folder, settings.collector_spool_rotate_bytes)
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
+        app.state.reader = Reader(store, settings)
         try:
             yield
         finally:
+            app.state.reader.close()
             batcher.close()  # the last requests flush and commit before the store closes
             store.close()
             if spool is not None:
                 spool.close()
 
-    app = FastAPI(title="advertisex", lifespan=lifespan)
+    app = FastAPI(title="advertisex", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.registry = registry_from(settings.schema_dir, settings.schema_registry_url)
     app.include_router(router)
+    app.state.reader = None  # the query routes' cursors, once the store is open
+    app.include_router(health_router)
+    app.include_router(query_router)
+    install_errors(app)
     app.mount("/metrics", make_asgi_app())
+    mount_dashboard(app)
     return app
 
 
