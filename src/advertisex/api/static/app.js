@@ -27,7 +27,10 @@ const pct = (v) => (v === null || v === undefined ? "–" : (v * 100).toFixed(2)
 const money = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
 const RATIO = new Set(["ctr", "cvr", "win_rate"]);
 const MONEY = new Set(["spend", "cpa", "cpc", "cpm", "revenue", "roas"]);
-const LABEL = { campaign_id: "Campaign", country: "Country", impressions: "Impressions", clicks: "Clicks", ctr: "CTR", conversions: "Conversions", cvr: "CVR", spend: "Spend", cpa: "CPA", win_rate: "Win rate", bid_requests: "Bid requests", wins: "Wins" };
+const LABEL = { campaign_id: "Campaign", country: "Country", impressions: "Impressions", clicks: "Clicks", ctr: "CTR", conversions: "Conversions", cvr: "CVR", spend: "Spend", cpa: "CPA", win_rate: "Win rate", bid_requests: "Bid requests", wins: "Wins",
+  source: "Source", received: "Received", accepted: "Accepted", rejected: "Rejected", duplicates: "Duplicates", late_events: "Late",
+  last_event_time: "Newest event (UTC)", freshness_seconds: "Age of newest", reason: "Reason", rejects: "Rows", last_rejected_at: "Last (UTC)",
+  state: "State", severity: "Severity", alertname: "Alert", labels: "Labels", active_since: "Since", value: "Value" };
 
 function fmt(key, v) {
   if (typeof v !== "number") return v === null || v === undefined ? "–" : String(v);
