@@ -58,8 +58,10 @@ class Settings(BaseSettings):
     # A band check fails when |value - median| >= z * scale and >= min_change * median.
     quality_band_z: float = Field(default=5.0, gt=0)
     quality_band_min_change: float = Field(default=0.5, ge=0)
-    # Band checks on counts ignore subjects whose baseline is below this (too few to judge).
+    # Band checks on counts ignore subjects whose baseline is below this, and checks of a rate
+    # ignore windows with fewer events than quality_min_events (too few to judge).
     quality_min_baseline: float = Field(default=20.0, ge=0)
+    quality_min_events: int = Field(default=50, ge=1)
     freshness_max_seconds: int = Field(default=600, ge=1)
     delay_max_seconds: int = Field(default=900, ge=1)
     # An event is late when it arrives more than this after its event time.

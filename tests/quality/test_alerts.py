@@ -204,9 +204,9 @@ def test_check_command_exit_code_and_json(cli: Cli, tmp_path: Path) -> None:
 
     listed = cli("alerts", "--format", "json")
     assert listed.exit_code == 0
-    # 20 minutes old on arrival: stale, and late too
+    # 20 minutes old on arrival: stale and delayed (one event is too few to judge a late rate)
     pending = {a["alertname"]: a["state"] for a in json.loads(listed.stdout)}
-    assert pending == {"freshness": "pending", "delay_p95": "pending", "late_rate": "pending"}
+    assert pending == {"freshness": "pending", "delay_p95": "pending"}
 
     table = cli("check")
     assert table.exit_code == 4 and "FAIL" in table.stdout

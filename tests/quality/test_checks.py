@@ -30,7 +30,7 @@ def test_freshness_fails_when_a_source_has_gone_quiet(events: Events, settings: 
 
 
 def test_checks_see_only_what_had_arrived(events: Events, settings: Settings) -> None:
-    events.impressions([AS_OF - timedelta(minutes=1)])
+    events.impressions(spread(AS_OF - timedelta(minutes=2), timedelta(minutes=1), 60))
     events.arrive(timedelta(minutes=30))  # it arrives 29 minutes after AS_OF
     findings = run_checks(events.store.con, settings, AS_OF)
     assert not [f for f in findings if f.source == "impressions" and f.check == "freshness"]
@@ -112,17 +112,25 @@ def test_schema_drift_raises_a_null_rate(events: Events, settings: Settings) -> 
 
 
 def test_clicks_without_their_impression(events: Events, settings: Settings) -> None:
-    ids = events.impressions(spread(WINDOW_START, WINDOW, 20))
-    events.clicks([(WINDOW_START + timedelta(seconds=60 + i), "c1", ids[i]) for i in range(10)])
+    ids = events.impressions(spread(WINDOW_START, WINDOW, 60))
+    events.clicks([(WINDOW_START + timedelta(seconds=60 + i), "c1", ids[i]) for i in range(30)])
     events.arrive()
     clean = run_checks(events.store.con, settings, AS_OF)
     assert not _find(clean, "click_without_impression").failed
     events.clicks(
-        [(WINDOW_START + timedelta(seconds=90 + i), "c1", f"nowhere-{i}") for i in range(10)]
+        [(WINDOW_START + timedelta(seconds=90 + i), "c1", f"nowhere-{i}") for i in range(30)]
     )
     events.arrive()
     orphans = _find(run_checks(events.store.con, settings, AS_OF), "click_without_impression")
     assert orphans.failed and orphans.value == 0.5
+
+
+def test_rates_over_too_few_events_are_not_judged(events: Events, settings: Settings) -> None:
+    events.impressions([WINDOW_START + timedelta(minutes=5)])
+    events.clicks([(WINDOW_START + timedelta(minutes=6), "c1", "nowhere")])
+    events.arrive()
+    orphans = _find(run_checks(events.store.con, settings, AS_OF), "click_without_impression")
+    assert orphans.value == 1.0 and orphans.n == 1 and not orphans.failed
 
 
 def test_only_runs_the_named_checks(events: Events, settings: Settings) -> None:

@@ -356,13 +356,14 @@ def _covered_days(
 
 
 def _judge(check: Check, source: str, row: tuple[Any, ...], settings: Settings) -> Finding:
+    few = check.unit == "ratio" and (row[2] or 0) < settings.quality_min_events
     if check.rule == "max":
         subject, value, n = row
         limit = float(check.limit(settings))
-        failed = value is not None and value > limit
+        failed = value is not None and value > limit and not few
         return _finding(check, source, subject, value, limit, failed, int(n or 0), None)
     subject, value, n, baseline, spread, days = row
-    if value is None or baseline is None or days < settings.quality_warmup_days:
+    if value is None or baseline is None or days < settings.quality_warmup_days or few:
         return _finding(check, source, subject, value, None, False, int(n or 0), baseline)
     scale = max(1.4826 * (spread or 0.0), check.floor(baseline, int(n or 0)))
     low = max(0.0, baseline - settings.quality_band_z * scale)
