@@ -99,6 +99,9 @@ def generate(
     start: str | None = typer.Option(None, help="First day (YYYY-MM-DD); default: DAYS ago."),
     clicks: int | None = typer.Option(None, min=0, help="Override the click/conversion count."),
     bid_requests: int | None = typer.Option(None, min=0, help="Override the bid request count."),
+    incidents: bool = typer.Option(
+        False, help="Inject one labelled incident of each kind (listed in truth.json)."
+    ),
 ) -> None:
     """Write a realistic data set with known truth (truth.json)."""
     from advertisex.generate import generate as run
@@ -118,6 +121,7 @@ def generate(
         start=first,
         clicks=clicks,
         bid_requests=bid_requests,
+        incidents=incidents,
     )
     for name, s in truth["sources"].items():
         err.print(f"{name}: {s['received']:,} records ({s['valid']:,} valid)")

@@ -5,7 +5,7 @@ UNPIVOT (
   FROM (
     SELECT *, age // 86400 AS d
     FROM (
-      SELECT *, date_diff('second', event_time, $end) - 1 AS age
+      SELECT {columns}, date_diff('second', event_time, $end) - 1 AS age
       FROM {table}
       WHERE event_time >= $end - to_days($days + 1) AND event_time < $end
         AND ingested_at <= $as_of
