@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from advertisex.cli import app
 from advertisex.config import Settings, load_settings
 from advertisex.quality import Finding, Severity
 from advertisex.quality.alerts import Changes, evaluate, list_alerts
@@ -220,3 +221,11 @@ def test_check_command_plain_errors(cli: Cli) -> None:
     assert at.exit_code == 2 and "--at 'noon' is not a time" in at.stderr
     state = cli("alerts", "--state", "loud")
     assert state.exit_code == 2 and "--state 'loud' is unknown" in state.stderr
+
+
+def test_alerts_of_a_store_older_than_alerts(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with Store.open(load_settings(db=path)) as store:
+        store.con.execute("DROP TABLE alerts")  # as made by a version before issue 6
+    listed = cli.runner.invoke(app, ["alerts", "--db", str(path), "--format", "json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []

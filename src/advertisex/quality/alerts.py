@@ -156,7 +156,9 @@ def evaluate(
 def list_alerts(
     con: duckdb.DuckDBPyConnection, state: str | None = None, limit: int | None = None
 ) -> list[Alert]:
-    """Alerts, open ones first, newest first."""
+    """Alerts, open ones first, newest first (none in a store made before alerts existed)."""
+    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'alerts'").fetchall():
+        return []
     where, params = ("state = ?", [state]) if state else ("true", [])
     alerts = _select(con, where, params)
     alerts.sort(key=lambda a: (a.state == "resolved", -a.updated_at.timestamp()))
