@@ -9,7 +9,10 @@ from pathlib import Path
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Cli
+from advertisex.config import load_settings
+from advertisex.quality.metrics import record_store
+from advertisex.store import Store
+from tests.conftest import Cli, ingest
 from tests.quality.procs import binary, get, process, wait_http
 from tests.quality.receivers import free_port
 
@@ -100,3 +103,12 @@ def test_a_dead_pushgateway_only_warns(cli: Cli, tmp_path: Path) -> None:
     result = cli("ingest", *_inputs(tmp_path), "--pushgateway", url)
     assert result.exit_code == 3  # the ingest's own outcome, unchanged
     assert f"warning: cannot push metrics to {url}:" in result.stderr
+
+
+def test_freshness_metric_is_in_utc_whatever_the_session_zone(tmp_path: Path) -> None:
+    settings = load_settings(db=tmp_path / "ny.duckdb", timezone="America/New_York")
+    with Store.open(settings) as store:
+        ingest(store, settings, Path(_inputs(tmp_path)[0]))
+        record_store(store)
+    age = REGISTRY.get_sample_value("advx_freshness_seconds", {"source": "impressions"})
+    assert age is not None and 0 <= age < 120  # the newest event is 30 s old, not 5 h

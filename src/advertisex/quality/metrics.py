@@ -7,6 +7,7 @@ reason or a column name), severity, state, sink. Never a user, IP or event id.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,10 +121,13 @@ def record_ingest(
 def record_store(store: Store) -> None:
     """Newest event and freshness per source (as of now), and the store file's size."""
     con, path = store.con, store.path
+    # Stored times are naive UTC; DuckDB's now() would be in the session's time zone.
+    now = datetime.now(UTC).replace(tzinfo=None)
     for name, source in SOURCES.items():
         rows = con.execute(
-            f"SELECT epoch(max(event_time)), epoch(now()::TIMESTAMP) - epoch(max(event_time)) "
-            f"FROM {source.table} WHERE event_time <= now()::TIMESTAMP"
+            f"SELECT epoch(max(event_time)), epoch($now) - epoch(max(event_time)) "
+            f"FROM {source.table} WHERE event_time <= $now",
+            {"now": now},
         ).fetchall()
         newest, age = rows[0]
         if newest is not None:
