@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from advertisex.config import load_settings
-from advertisex.quality.metrics import record_store
+from advertisex.quality.metrics import FRESHNESS, record_store
 from advertisex.store import Store
 from tests.conftest import Cli, ingest
 from tests.quality.procs import binary, get, process, wait_http
@@ -108,7 +108,11 @@ def test_a_dead_pushgateway_only_warns(cli: Cli, tmp_path: Path) -> None:
 def test_freshness_metric_is_in_utc_whatever_the_session_zone(tmp_path: Path) -> None:
     settings = load_settings(db=tmp_path / "ny.duckdb", timezone="America/New_York")
     with Store.open(settings) as store:
-        ingest(store, settings, Path(_inputs(tmp_path)[0]))
+        recent = datetime.now(UTC) - timedelta(seconds=30)
+        line = {"creative_id": 1, "user_id": 1, "timestamp": recent.isoformat(timespec="seconds")}
+        (tmp_path / "utc.ndjson").write_text(json.dumps(line) + "\n")
+        ingest(store, settings, tmp_path / "utc.ndjson")
+        FRESHNESS.clear()  # the registry is per process: forget earlier tests' values
         record_store(store)
     age = REGISTRY.get_sample_value("advx_freshness_seconds", {"source": "impressions"})
     assert age is not None and 0 <= age < 120  # the newest event is 30 s old, not 5 h
