@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     quality_min_baseline: float = Field(default=20.0, ge=0)
     quality_min_events: int = Field(default=50, ge=1)
     freshness_max_seconds: int = Field(default=600, ge=1)
+    # Freshness is judged only where that span on previous days usually held at least this many
+    # events (a quiet night is not an outage); a source without history is always judged.
+    freshness_min_expected: float = Field(default=5.0, ge=0)
     delay_max_seconds: int = Field(default=900, ge=1)
     # An event is late when it arrives more than this after its event time.
     late_seconds: int = Field(default=300, ge=1)

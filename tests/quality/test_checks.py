@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from advertisex.config import Settings
 from advertisex.quality import Finding, run_checks
 from tests.quality.conftest import AS_OF, WINDOW, WINDOW_START, Events, daily, spread
@@ -27,6 +29,21 @@ def test_freshness_fails_when_a_source_has_gone_quiet(events: Events, settings: 
     events.arrive()
     fresh = _find(run_checks(events.store.con, settings, AS_OF), "freshness", "impressions")
     assert not fresh.failed and fresh.value < 120
+
+
+@pytest.mark.parametrize(("usual", "judged"), [(2, False), (20, True)])
+def test_freshness_is_not_judged_where_silence_is_usual(
+    events: Events, settings: Settings, usual: int, judged: bool
+) -> None:
+    span = timedelta(seconds=settings.freshness_max_seconds)
+    history = []
+    for d in range(4, 0, -1):
+        history += spread(AS_OF - span - timedelta(days=d), span, usual)
+    events.impressions([*history, AS_OF - timedelta(minutes=20)])
+    events.arrive()
+    stale = _find(run_checks(events.store.con, settings, AS_OF), "freshness", "impressions")
+    assert stale.value is not None and stale.value >= 1200
+    assert stale.failed is judged
 
 
 def test_checks_see_only_what_had_arrived(events: Events, settings: Settings) -> None:

@@ -337,30 +337,50 @@ def run_checks(
             sql = _query(check, source)
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             if check.rule == "band":
-                used["covered"] = _covered_days(con, source or "impressions", end, settings)
+                used["covered"] = _covered_days(
+                    con, source or "impressions", end, settings, settings.quality_window_seconds
+                )
                 used = {k: v for k, v in used.items() if f"${k}" in sql}
             rows = con.execute(sql, used).fetchall()
+            if check.name == "freshness" and _quiet(con, source, as_of, settings):
+                rows = [(subject, value, n, "quiet") for subject, value, n in rows]
             findings += [_judge(check, source, row, settings) for row in rows]
     return [f for f in findings if f.value is not None]
 
 
+def _quiet(
+    con: duckdb.DuckDBPyConnection, source: str, as_of: datetime, settings: Settings
+) -> bool:
+    """Whether the span a freshness check looks at usually holds too few events to judge: the
+    median count of the same span on the previous days, when there are any."""
+    window = settings.freshness_max_seconds
+    covered = _covered_days(con, source, as_of, settings, window)
+    if covered == 0:
+        return False
+    sql = _sql("band").replace("{series}", _sql("series_volume")).replace("{fill}", "0")
+    sql = sql.replace("{table}", SOURCES[source].table)
+    params = {"as_of": as_of, "end": as_of, "window": window, "days": covered, "covered": covered}
+    rows = con.execute(sql, params).fetchall()
+    return bool(rows) and (rows[0][3] or 0.0) < settings.freshness_min_expected
+
+
 def _covered_days(
-    con: duckdb.DuckDBPyConnection, source: str, end: datetime, settings: Settings
+    con: duckdb.DuckDBPyConnection, source: str, end: datetime, settings: Settings, window: int
 ) -> int:
     """Previous days whose whole window lies after the source's first stored event."""
     row = one(con, f"SELECT min(event_time) FROM {SOURCES[source].table}")
     if row is None or row[0] is None:
         return 0
-    span = (end - row[0]).total_seconds() - settings.quality_window_seconds
+    span = (end - row[0]).total_seconds() - window
     return max(0, min(settings.quality_baseline_days, int(span // DAY_S)))
 
 
 def _judge(check: Check, source: str, row: tuple[Any, ...], settings: Settings) -> Finding:
     few = check.unit == "ratio" and (row[2] or 0) < settings.quality_min_events
     if check.rule == "max":
-        subject, value, n = row
+        subject, value, n, *quiet = row  # freshness: "quiet" when too few events are usual
         limit = float(check.limit(settings))
-        failed = value is not None and value > limit and not few
+        failed = value is not None and value > limit and not few and not quiet
         return _finding(check, source, subject, value, limit, failed, int(n or 0), None)
     subject, value, n, baseline, spread, days = row
     if value is None or baseline is None or days < settings.quality_warmup_days or few:
