@@ -117,6 +117,16 @@ def test_reject_burst_by_reason(events: Events, settings: Settings) -> None:
     assert _find(findings, "reject_rate", "impressions").failed
 
 
+def test_a_required_field_going_missing_is_named(events: Events, settings: Settings) -> None:
+    events.impressions(spread(WINDOW_START + timedelta(seconds=45), WINDOW, 40))
+    events.impressions(spread(WINDOW_START + timedelta(minutes=5), timedelta(minutes=4), 20),
+                       drop=("user_id",))  # fmt: skip
+    events.arrive()
+    findings = run_checks(events.store.con, settings, AS_OF)
+    missing = _find(findings, "reject_rate", "impressions", "missing_field:user_id")
+    assert missing.failed and missing.value == 20 / 60
+
+
 def test_schema_drift_raises_a_null_rate(events: Events, settings: Settings) -> None:
     events.impressions(daily(50, 4)[: 50 * 4])
     # today the producer renamed `website` to `domain_name`: site is missing from every event

@@ -137,8 +137,8 @@ CHECKS: tuple[Check, ...] = (
         "max",
         ALL,
         "ratio",
-        "share of arriving records quarantined (subject: the reason)",
-        "`advertisex rejects --reason <subject>` shows the rows; fix the producer or the "
+        "share of arriving records quarantined (subject: reason:field)",
+        "`advertisex rejects --reason <reason>` shows the rows; fix the producer or the "
         "contract, then `advertisex rejects replay`.",
         limit=lambda s: s.reject_rate_max,
     ),

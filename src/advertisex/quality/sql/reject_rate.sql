@@ -1,9 +1,11 @@
--- Reject rate of one source over the last window's arrivals, in all (subject empty) and by reason.
+-- Reject rate of one source over the last window's arrivals: in all (subject empty) and by
+-- reason and field (subject "reason" or "reason:field", e.g. missing_field:user_id for a
+-- required field going missing, invalid_value:value for a field changing type).
 WITH r AS (
-  SELECT reason, count(*) AS k
+  SELECT reason || coalesce(':' || field, '') AS subject, count(*) AS k
   FROM rejects
   WHERE source = '{source}' AND rejected_at > $as_of - to_seconds($window) AND rejected_at <= $as_of
-  GROUP BY reason
+  GROUP BY ALL
 ), total AS (
   SELECT (SELECT coalesce(sum(k), 0) FROM r)
        + (SELECT count(*) FROM {table}
@@ -12,4 +14,4 @@ WITH r AS (
 SELECT '' AS subject, (SELECT coalesce(sum(k), 0) FROM r) / nullif(n, 0) AS value, n
 FROM total
 UNION ALL
-SELECT reason, k / nullif(n, 0), n FROM r, total
+SELECT subject, k / nullif(n, 0), n FROM r, total
