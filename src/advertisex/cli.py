@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
+import time
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import wraps
@@ -97,6 +99,9 @@ def generate(
     start: str | None = typer.Option(None, help="First day (YYYY-MM-DD); default: DAYS ago."),
     clicks: int | None = typer.Option(None, min=0, help="Override the click/conversion count."),
     bid_requests: int | None = typer.Option(None, min=0, help="Override the bid request count."),
+    incidents: bool = typer.Option(
+        False, help="Inject one labelled incident of each kind (listed in truth.json)."
+    ),
 ) -> None:
     """Write a realistic data set with known truth (truth.json)."""
     from advertisex.generate import generate as run
@@ -116,6 +121,7 @@ def generate(
         start=first,
         clicks=clicks,
         bid_requests=bid_requests,
+        incidents=incidents,
     )
     for name, s in truth["sources"].items():
         err.print(f"{name}: {s['received']:,} records ({s['valid']:,} valid)")
@@ -136,6 +142,12 @@ def ingest(
     fmt: Format | None = typer.Option(None, "--format", help="Force the format."),
     batch_mb: int | None = typer.Option(None, min=1, help="Batch size in MiB of input."),
     progress: bool = typer.Option(True, help="Show a progress bar on a terminal."),
+    metrics_file: Path | None = typer.Option(
+        None, help="Write Prometheus metrics here (textfile collector) [env ADVX_METRICS_FILE]."
+    ),
+    pushgateway: str | None = typer.Option(
+        None, help="Push Prometheus metrics to this Pushgateway URL [env ADVX_PUSHGATEWAY_URL]."
+    ),
 ) -> None:
     """Ingest event files into the store, exactly once; print the reconciliation."""
     from advertisex.pipeline import Runner
@@ -145,9 +157,18 @@ def ingest(
 
     if source is not None and source not in SOURCES:
         raise ConfigError(f"--source {source!r} is unknown; use one of {', '.join(SOURCES)}")
-    settings = _settings(db, config, batch_bytes=batch_mb * 1024 * 1024 if batch_mb else None)
+    settings = _settings(
+        db,
+        config,
+        batch_bytes=batch_mb * 1024 * 1024 if batch_mb else None,
+        metrics_file=metrics_file,
+        pushgateway_url=pushgateway,
+    )
     files = expand_paths(paths)
     with Store.open(settings) as store:
+        exporting = settings.metrics_file is not None or settings.pushgateway_url is not None
+        started, last_batch = time.monotonic(), _last_batch(store) if exporting else 0
+        batch_clock = started
         runner = Runner(store, settings)
         show = progress and err.is_terminal
         with Progress(
@@ -170,19 +191,56 @@ def ingest(
                 seen += 1
 
             def on_batch(_offset: int, n: int) -> None:
-                nonlocal rows
+                nonlocal rows, batch_clock
                 rows += n
                 bar.update(task, rows=rows)
+                if exporting:
+                    now = time.monotonic()
+                    _batch_seconds(now - batch_clock)
+                    batch_clock = now
 
             report = runner.ingest_paths(
                 files, force=force, source=source, fmt=fmt, on_file=on_file, on_batch=on_batch
             )
+        if exporting:
+            _export_metrics(settings, store, report, last_batch, time.monotonic() - started)
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
         _print_reconciliation(report)
     if not report.clean:
         raise typer.Exit(EXIT_REJECTS)
+
+
+def _last_batch(store: Any) -> int:
+    from advertisex.store import one
+
+    return int(one(store.con, "SELECT coalesce(max(batch_id), 0) FROM batches")[0])
+
+
+def _batch_seconds(seconds: float) -> None:
+    from advertisex.quality.metrics import BATCH_SECONDS
+
+    BATCH_SECONDS.observe(seconds)
+
+
+def _export_metrics(
+    settings: Settings, store: Any, report: Any, last_batch: int, seconds: float
+) -> None:
+    """Ingest metrics to a textfile-collector file and/or a Pushgateway (a failed push warns)."""
+    from advertisex.quality import metrics
+
+    metrics.record_ingest(report, store, last_batch, seconds, settings.late_seconds)
+    if settings.metrics_file is not None:
+        try:
+            metrics.write_textfile(settings.metrics_file)
+        except OSError as e:
+            raise ConfigError(f"cannot write metrics to {settings.metrics_file}: {e}") from None
+    if settings.pushgateway_url:
+        try:
+            metrics.push(settings.pushgateway_url)
+        except OSError as e:
+            _say(f"warning: cannot push metrics to {settings.pushgateway_url}: {e}")
 
 
 def _print_reconciliation(report: Any) -> None:
@@ -438,6 +496,116 @@ def consume(
     for name, c in report.sources.items():
         if c.received:
             _say(f"{name}: " + json.dumps(c.to_dict()))
+
+
+# -- quality: checks and alerts (issue 6) -------------------------------------------------------
+
+EXIT_CRITICAL = 4
+
+
+@app.command()
+@plain_errors
+def check(
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    output: str = typer.Option("table", "--format", help="table or json."),
+    at: str | None = typer.Option(
+        None, help="Evaluate as of this time (checks only: alerts are not touched)."
+    ),
+    show_all: bool = typer.Option(
+        False, "--all", help="Table: list passing per-campaign/column findings too."
+    ),
+    watch: bool = typer.Option(False, help="Run on a timer until interrupted."),
+    interval: float = typer.Option(30.0, min=1, help="Seconds between runs with --watch."),
+    metrics_port: int | None = typer.Option(
+        None, help="With --watch: serve Prometheus /metrics on this port."
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", help="Address for --metrics-port."),
+) -> None:
+    """Run the data-quality checks now, advance the alerts and notify the sinks.
+
+    Exit code 4 when a critical check fails.
+    """
+    from advertisex.quality.checks import run_checks
+    from advertisex.quality.cycle import run_cycle
+    from advertisex.quality.cycle import watch as run_watch
+    from advertisex.store import Store
+
+    if output not in ("table", "json"):
+        raise ConfigError(f"--format {output!r} is unknown; use table or json")
+    settings = _settings(db, config)
+    if watch:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        try:
+            run_watch(settings, interval, metrics_port, metrics_host)
+        except KeyboardInterrupt:
+            return
+        return
+    with Store.open(settings) as store:
+        if at is not None:
+            findings = run_checks(store.con, settings, _parse_time(at, "--at"))
+        else:
+            logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+            findings = run_cycle(store, settings).findings
+    if output == "json":
+        sys.stdout.write(json.dumps([f.to_dict() for f in findings], default=str) + "\n")
+    else:
+        shown = [f for f in findings if show_all or f.failed or not f.subject]
+        _emit(
+            [
+                {
+                    "status": "FAIL" if f.failed else "ok",
+                    "severity": str(f.severity),
+                    "check": f.check,
+                    "source": f.source,
+                    "subject": f.subject,
+                    "value": f.show(f.value),
+                    "limit": f.show(f.threshold),
+                    "baseline": f.show(f.baseline),
+                    "events": f.n,
+                }
+                for f in shown
+            ],
+            "table",
+            title="quality checks",
+        )
+    if any(f.failed and f.severity == "critical" for f in findings):
+        raise typer.Exit(EXIT_CRITICAL)
+
+
+@app.command()
+@plain_errors
+def alerts(
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    state: str | None = typer.Option(None, help="pending, firing or resolved."),
+    output: str = typer.Option("table", "--format", help="table or json."),
+    limit: int = typer.Option(100, min=0, help="At most this many (0: all)."),
+) -> None:
+    """List alerts: open ones first, then resolved, newest first."""
+    from advertisex.quality.alerts import STATES, list_alerts
+    from advertisex.store import Store
+
+    if output not in ("table", "json"):
+        raise ConfigError(f"--format {output!r} is unknown; use table or json")
+    if state is not None and state not in STATES:
+        raise ConfigError(f"--state {state!r} is unknown; use one of {', '.join(STATES)}")
+    with Store.open(_settings(db, config), read_only=True) as store:
+        found = list_alerts(store.con, state, limit or None)
+    rows = [a.to_dict() for a in found]
+    if output == "table":
+        rows = [
+            {
+                "state": r["state"],
+                "severity": r["severity"],
+                "alert": r["alertname"],
+                "labels": " ".join(f"{k}={v}" for k, v in r["labels"].items() if v),
+                "since": r["active_since"],
+                "value": r["value"],
+            }
+            for r in rows
+        ]
+    _emit(rows, output, title="alerts")
 
 
 def main() -> None:

@@ -87,6 +87,54 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown source {unknown[0]!r}; use {', '.join(SOURCES)}")
         return v
+    # -- quality: checks, alerts, sinks and metrics export (issue 6) -------------------------
+    # Checks look at the event-time window [as_of - grace - window, as_of - grace).
+    quality_window_seconds: int = Field(default=600, ge=60)
+    # Events of the last moments may still be on their way; windows end this much earlier.
+    quality_grace_seconds: int = Field(default=60, ge=0)
+    # Seasonal baseline: the same window on each of this many previous days (median/MAD) ...
+    quality_baseline_days: int = Field(default=7, ge=1)
+    # ... and band checks stay silent until this many previous days are in the store.
+    quality_warmup_days: int = Field(default=3, ge=1)
+    # A band check fails when |value - median| >= z * scale and >= min_change * median.
+    quality_band_z: float = Field(default=5.0, gt=0)
+    quality_band_min_change: float = Field(default=0.5, ge=0)
+    # Band checks on counts ignore subjects whose baseline is below this, and checks of a rate
+    # ignore windows with fewer events than quality_min_events (too few to judge).
+    quality_min_baseline: float = Field(default=20.0, ge=0)
+    quality_min_events: int = Field(default=50, ge=1)
+    freshness_max_seconds: int = Field(default=600, ge=1)
+    # Freshness is judged only where that span on previous days usually held at least this many
+    # events (a quiet night is not an outage); a source without history is always judged.
+    freshness_min_expected: float = Field(default=5.0, ge=0)
+    delay_max_seconds: int = Field(default=900, ge=1)
+    # An event is late when it arrives more than this after its event time.
+    late_seconds: int = Field(default=300, ge=1)
+    late_rate_max: float = Field(default=0.05, ge=0, le=1)
+    reject_rate_max: float = Field(default=0.05, ge=0, le=1)
+    duplicate_rate_max: float = Field(default=0.1, ge=0, le=1)
+    ivt_rate_max: float = Field(default=0.3, ge=0, le=1)
+    unknown_creative_rate_max: float = Field(default=0.01, ge=0, le=1)
+    orphan_rate_max: float = Field(default=0.05, ge=0, le=1)
+    # Bid logs are often sampled: set this to the share of impressions your bid log misses.
+    impression_without_bid_rate_max: float = Field(default=0.9, ge=0, le=1)
+    country_mismatch_rate_max: float = Field(default=0.05, ge=0, le=1)
+    null_rate_increase_max: float = Field(default=0.2, ge=0, le=1)
+    # An alert is pending while its check fails, and fires once it has failed this long.
+    alert_for_seconds: int = Field(default=120, ge=0)
+    alert_log: bool = True
+    alert_webhook_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    alertmanager_url: str | None = None  # base URL; alerts go to <url>/api/v2/alerts
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "advertisex@localhost"
+    smtp_to: Annotated[tuple[str, ...], NoDecode] = ()
+    # Batch ingest: write a node_exporter textfile-collector file and/or push to a Pushgateway.
+    metrics_file: Path | None = None
+    pushgateway_url: str | None = None
 
     @field_validator("conversion_types", mode="before")
     @classmethod
@@ -94,6 +142,13 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return tuple(s.strip().lower() for s in v.split(",") if s.strip())
         return tuple(str(s).strip().lower() for s in v)
+
+    @field_validator("alert_webhook_urls", "smtp_to", mode="before")
+    @classmethod
+    def _split_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return tuple(s.strip() for s in v.split(",") if s.strip())
+        return tuple(str(s).strip() for s in v)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

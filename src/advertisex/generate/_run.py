@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from advertisex.errors import ConfigError
+from advertisex.generate import _incidents
 from advertisex.generate._bids import draw_bids, write_bids
 from advertisex.generate._catalog import build_catalog
 from advertisex.generate._clicks import CLICK, attribution, draw_events, write_events
@@ -49,6 +50,7 @@ def generate(
     start: dt.date | None = None,
     clicks: int | None = None,
     bid_requests: int | None = None,
+    incidents: bool = False,
 ) -> dict[str, Any]:
     """Write a data set under `out_dir` (see docs/generator-contract.md) and return its truth.
 
@@ -57,7 +59,8 @@ def generate(
     conversions (default: each campaign's CTR and conversion rate decide) and
     `bid_requests` the number of distinct auctions (default: impressions // 2). Faults,
     duplicates and the cut-short gzip come on top. The same arguments give the same bytes;
-    files a previous run left under `out_dir/data` are replaced.
+    files a previous run left under `out_dir/data` are replaced. `incidents` injects one
+    labelled incident of each kind of `_incidents.KINDS` (listed in the truth's "incidents").
     """
     _check("impressions", impressions, 1)
     _check("days", days, 1)
@@ -79,6 +82,12 @@ def generate(
     events = draw_events(stream(3), catalog, imps, window, clicks)
     auctions = impressions // 2 if bid_requests is None else bid_requests
     bids = draw_bids(stream(4), catalog, imps, window, auctions)
+    planned: list[_incidents.Incident] = []
+    if incidents:
+        if days < _incidents.min_days():
+            raise ConfigError(f"incidents need at least {_incidents.min_days()} days, got {days}")
+        planned = _incidents.plan(window, imps, catalog)
+        imps, taken = _incidents.take_out(stream(8), imps, catalog, planned)
 
     catalog.creatives.write_csv(out / "dims" / "creatives.csv")
     with Sink() as sink:
@@ -91,6 +100,11 @@ def generate(
         bid_truth = write_bids(
             stream(7), bids, catalog, folders["bid_requests"], faults, f"{seed}/{start}", sink
         )
+    if planned:
+        added = _incidents.write(stream(9), planned, imps, events, catalog, window, taken, folders)
+        imp_truth.add(added["impressions"])
+        event_truth.add(added["clicks_conversions"])
+        seen &= imps.row_file >= 0
     attribution(events, imps).write_parquet(out / "truth_attribution.parquet")
 
     n_campaigns = len(catalog.campaign_ids)
@@ -108,6 +122,7 @@ def generate(
             "clicks_conversions": event_truth.as_dict(),
             "bid_requests": bid_truth.as_dict(),
         },
+        "incidents": [i.as_dict() for i in planned],
         "campaigns": {
             str(campaign_id): {metric: int(counts[c]) for metric, counts in per_campaign.items()}
             for c, campaign_id in enumerate(catalog.campaign_ids)

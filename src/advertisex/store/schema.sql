@@ -81,4 +81,19 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
   next_offset    BIGINT NOT NULL,
   updated_at     TIMESTAMP NOT NULL,
   PRIMARY KEY (consumer_group, topic, "partition")
+-- Quality alerts (issue 6): one row per episode of a failing check, pending -> firing -> resolved.
+CREATE TABLE IF NOT EXISTS alerts (
+  fingerprint  VARCHAR NOT NULL,    -- md5 of the alert name and labels: one open episode each
+  alertname    VARCHAR NOT NULL,    -- the check's name
+  severity     VARCHAR NOT NULL,    -- critical | warning
+  labels       JSON NOT NULL,       -- check, source, subject, severity
+  summary      VARCHAR NOT NULL,
+  runbook      VARCHAR,
+  value        DOUBLE,
+  threshold    DOUBLE,
+  state        VARCHAR NOT NULL,    -- pending | firing | resolved
+  active_since TIMESTAMP NOT NULL,  -- first evaluation that found the check failing
+  fired_at     TIMESTAMP,
+  resolved_at  TIMESTAMP,
+  updated_at   TIMESTAMP NOT NULL
 );
