@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     query_token: SecretStr | None = None
     query_max_rows: int = Field(default=10_000, ge=1)  # a page of results is at most this long
     dashboard_refresh_seconds: float = Field(default=10.0, ge=1)  # the page reloads its data
-    # An event is late when ingested this long after its event time (the quality panel).
-    dashboard_late_seconds: float = Field(default=3600.0, gt=0)
+    # `serve` runs the quality checks and advances the alerts this often (0: never).
+    serve_jobs_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("collector_api_keys")
     @classmethod
@@ -87,6 +87,7 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown source {unknown[0]!r}; use {', '.join(SOURCES)}")
         return v
+
     # -- quality: checks, alerts, sinks and metrics export (issue 6) -------------------------
     # Checks look at the event-time window [as_of - grace - window, as_of - grace).
     quality_window_seconds: int = Field(default=600, ge=60)

@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,38 @@ def test_read_routes_need_the_token_when_one_is_set(tmp_path: Path) -> None:
             assert ok.status_code == 200, ok.text
         assert HTTP.get(url + "/api/v1/health").status_code == 200
         assert HTTP.get(url + "/").status_code == 200  # the page holds no data itself
+
+
+def test_checks_are_the_quality_checks_of_now(served: Served) -> None:
+    rows = served.json("/api/v1/checks")["rows"]
+    assert {r["check"] for r in rows} >= {"freshness", "duplicate_rate", "reject_rate"}
+    # The data set ends on 2026-11-02: every source is stale now.
+    stale = {r["source"] for r in rows if r["check"] == "freshness" and r["failed"]}
+    assert stale == {"impressions", "clicks_conversions", "bid_requests"} - {
+        r["source"] for r in rows if r["check"] == "freshness" and not r["failed"]
+    }
+    assert "impressions" in stale
+    failing = served.json("/api/v1/checks", failed="true")["rows"]
+    assert failing == [r for r in rows if r["failed"]]
+    assert served.get("/api/v1/alerts", state="on_fire").status_code == 422
+
+
+def test_serve_runs_the_checks_on_its_timer_and_alerts_show(tmp_path: Path) -> None:
+    settings = load_settings(db=tmp_path / "jobs.duckdb", serve_jobs_seconds=0.2)
+    with collector(settings) as (url, _app):
+        assert HTTP.get(url + "/api/v1/alerts").json()["rows"] == []
+        # Impressions of 2026-11-01, arriving now: the freshness check fails on the next tick.
+        r = HTTP.post(url + "/v1/impressions", content=ndjson([f"old{n}" for n in range(3)]))
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 20
+        alerts: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not alerts:
+            alerts = [
+                a
+                for a in HTTP.get(url + "/api/v1/alerts").json()["rows"]
+                if a["labels"].get("check") == "freshness"
+                and a["labels"].get("source") == "impressions"
+            ]
+            time.sleep(0.1)
+        assert alerts, "serve's timer should have opened a freshness alert"
+        assert alerts[0]["state"] in ("pending", "firing")

@@ -53,7 +53,9 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cli = Cli(db)
     assert cli("dims", "load", str(out / "in" / "dims" / "creatives.csv")).exit_code == 0
     assert cli("ingest", str(out / "in" / "data"), "--no-progress").exit_code == 3  # faults
-    proc, base = start_serve(db, env={"ADVX_DASHBOARD_REFRESH_SECONDS": "1"})
+    proc, base = start_serve(
+        db, env={"ADVX_DASHBOARD_REFRESH_SECONDS": "1", "ADVX_SERVE_JOBS_SECONDS": "1"}
+    )
     try:
         wait_ready(base)
         yield base
@@ -162,6 +164,22 @@ def test_dashboard_shows_the_apis_numbers_sorts_and_filters_by_time(
     day_total = sum(r["impressions"] for r in last_day)
     assert 0 < day_total < total
     assert page.text_content("[data-kpi=impressions] .value") == shown_int(day_total)
+
+    # serve's timer ran the checks: the data set is weeks old, so freshness alerts open, and
+    # the page lists the API's alerts and the failing checks.
+    page.wait_for_selector("#alerts tbody tr[data-key]", timeout=20_000)
+    page.wait_for_selector("#checks tbody tr[data-key]", timeout=20_000)
+    shown_alerts = {(r["alertname"][0], r["labels"][0]) for r in table(page, "#alerts")}
+    api_alerts = {
+        (a["alertname"], " ".join(f"{k}={v}" for k, v in a["labels"].items() if v))
+        for a in api(url, "alerts")["rows"]
+    }
+    assert ("freshness", "check=freshness severity=critical source=impressions") in shown_alerts
+    assert shown_alerts <= api_alerts  # alerts only accrue while the page is open
+    failing = {
+        (r["check"][0], r["source"][0]) for r in table(page, "#checks") if r["status"][0] == "FAIL"
+    }
+    assert ("freshness", "impressions") in failing
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
     assert errors == []

@@ -16,6 +16,7 @@ from prometheus_client import make_asgi_app
 
 from advertisex.api.collector import router
 from advertisex.api.dashboard import mount_dashboard
+from advertisex.api.jobs import Jobs
 from advertisex.api.query import Reader, install_errors
 from advertisex.api.query import health as health_router
 from advertisex.api.query import router as query_router
@@ -53,9 +54,12 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
         app.state.reader = Reader(store, settings)
+        jobs = Jobs(store, settings) if settings.serve_jobs_seconds else None
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.close()
             app.state.reader.close()
             batcher.close()  # the last requests flush and commit before the store closes
             store.close()

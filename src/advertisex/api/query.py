@@ -24,6 +24,8 @@ from advertisex.analytics import GROUPS, METRICS, campaign_report
 from advertisex.analytics.overview import rejects_by_reason, rejects_page, source_health
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
+from advertisex.quality import list_alerts, run_checks
+from advertisex.quality.alerts import STATES
 from advertisex.schemas.reasons import Reason
 from advertisex.schemas.sources import SOURCES
 from advertisex.store import Store
@@ -274,7 +276,7 @@ def get_meta(request: Request) -> dict[str, Any]:
         "filters": list(FILTERS),
         "funnel": list(FUNNEL),
         "refresh_seconds": settings.dashboard_refresh_seconds,
-        "alerts": False,
+        "alerts": True,
     }
 
 
@@ -410,11 +412,48 @@ def get_quality(request: Request, format: Fmt = None) -> Response:
     now = datetime.now(UTC).replace(tzinfo=None)
     body = {
         "now": now,
-        "late_seconds": settings.dashboard_late_seconds,
-        "sources": source_health(con, now, settings.dashboard_late_seconds),
+        "late_seconds": settings.late_seconds,
+        "sources": source_health(con, now, settings.late_seconds),
         "rejects_by_reason": rejects_by_reason(con),
     }
     return _answer(request, format, body, "sources")
+
+
+@router.get("/checks", summary="Every data-quality check now (as `advertisex check --at now`).")
+def get_checks(
+    request: Request,
+    failed: Annotated[str | None, Query(description="true: only the failing ones.")] = None,
+    format: Fmt = None,
+) -> Response:
+    _known(request, {"failed"})
+    only_failed = _flag(failed, "failed")
+    settings: Settings = request.app.state.settings
+    try:
+        findings = run_checks(_reader(request).cursor(), settings)
+    except duckdb.Error as e:
+        raise Unavailable(f"the store cannot answer now: {e}") from None
+    rows = [
+        {**f.to_dict(), "shown_value": f.show(f.value), "shown_threshold": f.show(f.threshold)}
+        for f in findings
+        if f.failed or not only_failed
+    ]
+    return _answer(request, format, {"rows": rows}, "rows")
+
+
+@router.get("/alerts", summary="Alerts: open ones first, then resolved, newest first.")
+def get_alerts(
+    request: Request,
+    state: Annotated[str | None, Query(description=", ".join(STATES))] = None,
+    limit: Annotated[str | None, Query(description="At most this many (default 100).")] = None,
+    format: Fmt = None,
+) -> Response:
+    _known(request, {"state", "limit"})
+    if state is not None:
+        _choose("state", [state], STATES)
+    settings: Settings = request.app.state.settings
+    n = _int(limit, "limit", 100, 1, settings.query_max_rows)
+    alerts = list_alerts(_reader(request).cursor(), state, n)
+    return _answer(request, format, {"rows": [a.to_dict() for a in alerts]}, "rows")
 
 
 def install_errors(app: Any) -> None:

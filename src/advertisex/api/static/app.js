@@ -30,6 +30,7 @@ const MONEY = new Set(["spend", "cpa", "cpc", "cpm", "revenue", "roas"]);
 const LABEL = { campaign_id: "Campaign", country: "Country", impressions: "Impressions", clicks: "Clicks", ctr: "CTR", conversions: "Conversions", cvr: "CVR", spend: "Spend", cpa: "CPA", win_rate: "Win rate", bid_requests: "Bid requests", wins: "Wins",
   source: "Source", received: "Received", accepted: "Accepted", rejected: "Rejected", duplicates: "Duplicates", late_events: "Late",
   last_event_time: "Newest event (UTC)", freshness_seconds: "Age of newest", reason: "Reason", rejects: "Rows", last_rejected_at: "Last (UTC)",
+  check: "Check", subject: "Subject", status: "Status", shown_value: "Value", shown_threshold: "Limit",
   state: "State", severity: "Severity", alertname: "Alert", labels: "Labels", active_since: "Since", value: "Value" };
 
 function fmt(key, v) {
@@ -164,9 +165,18 @@ function renderQuality(q) {
     { format: (c, v) => (c === "last_rejected_at" ? (v || "–").replace("T", " ").slice(0, 19) : fmt(c, v)) });
 }
 
+function renderChecks(findings) {
+  // Whole-source findings always, per-campaign/reason/column ones when they fail; failing first.
+  const rows = findings.filter((f) => f.failed || !f.subject)
+    .map((f) => ({ ...f, status: f.failed ? "FAIL" : "ok" }))
+    .sort((a, b) => (b.failed - a.failed) || a.check.localeCompare(b.check) || a.source.localeCompare(b.source));
+  fillTable(document.getElementById("checks"), ["check", "status", "severity", "source", "subject", "shown_value", "shown_threshold"], rows);
+  for (const td of document.querySelectorAll("#checks td[data-col=status]")) if (td.textContent === "FAIL") td.classList.add("state-firing");
+}
+
 function renderAlerts(alerts) {
   const rows = alerts.map((a) => ({ ...a, labels: Object.entries(a.labels || {}).filter(([, v]) => v).map(([k, v]) => k + "=" + v).join(" ") }));
-  fillTable(document.getElementById("alerts"), ["state", "severity", "alertname", "labels", "active_since", "value"], rows,
+  fillTable(document.getElementById("alerts"), ["alertname", "state", "severity", "labels", "active_since", "value"], rows,
     { format: (c, v) => (c === "value" && typeof v === "number" ? v.toPrecision(3) : fmt(c, v)) });
   for (const td of document.querySelectorAll("#alerts td[data-col=state]")) td.classList.add("state-" + td.textContent);
 }
@@ -203,6 +213,8 @@ async function refresh() {
       fillTable(document.getElementById("countries"), cols, countries.rows);
     }
     if (state.meta.alerts) renderAlerts((await api("alerts", { limit: 50 })).rows);
+    // The checks run their queries now: drawn when they answer, without holding the page up.
+    api("checks").then((c) => renderChecks(c.rows)).catch(() => {});
     document.getElementById("error").hidden = true;
     document.body.dataset.from = from || "";
     document.body.dataset.to = to || "";
