@@ -1,0 +1,244 @@
+"""Dashboard and query API speed over 30 days of rollups (>= 50,000,000 impressions).
+
+    python bench/dashboard_bench.py [--impressions 50000000 --days 30 --clients 50 --seconds 20]
+
+The dashboard and the campaign routes read only the rollup tables, so the store is made at
+rollup level directly in DuckDB SQL (hourly rows by campaign x creative x site x country x
+device, the daily table from them, and a rollup run so the report reads them): no events are
+ingested. `advertisex serve` then runs in its own process on loopback and:
+
+- first load: headless Chromium (Debian's, through Playwright) opens `/` in a fresh context
+  (no cache) until the page has drawn its first data; also the same requests without a
+  browser, in the order the page makes them;
+- campaign queries: CLIENTS concurrent clients (asyncio, one connection each) ask for
+  campaign metrics (all time, day and hour ranges, by campaign x day, by country) for SECONDS;
+  latency percentiles and throughput.
+
+The load generator and the browser run on the same machine as the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "out"
+CHROMIUM = "/usr/bin/chromium"
+START = "2026-10-01"
+ROWS_IMPRESSIONS_MEAN = 24.5  # mean impressions per hourly row below (5 + hash % 40)
+
+HOURLY = """
+INSERT INTO rollup_hourly
+WITH cells AS (
+  SELECT h.i AS hi, c.k AS k, TIMESTAMP '{start}' + to_hours(h.i) AS hour,
+         5 + hash(h.i, c.k) % 40 AS imps
+  FROM range({hours}) h(i), range({cells}) c(k)
+)
+SELECT hour,
+       'c' || (k % 60) AS campaign_id,
+       'a' || (k % 60 % 12) AS advertiser_id,
+       'cr' || (k % 240) AS creative_id,
+       'site' || ((k * 7) % 50) || '.example' AS site,
+       ['US', 'GB', 'DE', 'FR', 'IN', 'BR', 'JP', 'CA', 'AU', 'ES'][1 + (k // 240) % 10] AS country,
+       ['desktop', 'mobile', 'tablet', 'ctv'][1 + (k // 7) % 4] AS device_type,
+       k % 50 = 0 AS ivt,
+       imps * 3 AS bid_requests, imps * 2 AS bids, imps AS wins, imps AS impressions,
+       (imps * 0.8)::BIGINT AS unique_users,
+       imps * (1500000 + hash(k) % 1000000) AS spend_cpm_micros,
+       (imps * (hash(hi, k, 1) % 300) // 10000)::BIGINT AS clicks, 0 AS unattributed_clicks,
+       (imps * (hash(hi, k, 2) % 300) // 200000)::BIGINT AS conversions,
+       0 AS unattributed_conversions,
+       (imps * (hash(hi, k, 2) % 300) // 200000) * 25000000 AS revenue_micros
+FROM cells
+"""
+
+DAILY = """
+INSERT INTO rollup_daily
+SELECT CAST(hour AS DATE) AS day, campaign_id, advertiser_id, country, device_type, ivt,
+       sum(bid_requests)::BIGINT, sum(bids)::BIGINT, sum(wins)::BIGINT, sum(impressions)::BIGINT,
+       sum(spend_cpm_micros)::BIGINT, sum(clicks)::BIGINT, sum(unattributed_clicks)::BIGINT,
+       sum(conversions)::BIGINT, sum(unattributed_conversions)::BIGINT,
+       sum(revenue_micros)::BIGINT
+FROM rollup_hourly GROUP BY ALL
+"""
+
+
+def build(db: Path, impressions: int, days: int) -> None:
+    from advertisex.config import load_settings
+    from advertisex.store import Store, one
+
+    hours = days * 24
+    cells = math.ceil(impressions / (hours * ROWS_IMPRESSIONS_MEAN))
+    if db.exists():
+        db.unlink()
+    t = time.perf_counter()
+    with Store.open(load_settings(db=db)) as store:
+        with store.transaction() as con:
+            con.execute(HOURLY.format(start=START, hours=hours, cells=cells))
+            con.execute(DAILY)
+            con.execute("INSERT INTO rollup_runs VALUES (now(), true, ?, 0)", [hours])
+        rows, total = one(store.con, "SELECT count(*), sum(impressions) FROM rollup_hourly")
+        daily = one(store.con, "SELECT count(*) FROM rollup_daily")[0]
+    print(
+        f"store: {total:,} impressions over {days} days in {rows:,} hourly and {daily:,} daily "
+        f"rollup rows, made in {time.perf_counter() - t:.1f} s ({db.stat().st_size / 1e6:.0f} MB)"
+    )
+    if total < impressions:
+        raise SystemExit("fewer impressions than asked: raise --impressions")
+
+
+def start_serve(db: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "ADVX_SERVE_JOBS_SECONDS": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advertisex", "serve", "--db", str(db), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    while True:
+        line = proc.stderr.readline()
+        if m := re.search(r"serving on (http://\S+)", line):
+            url = m.group(1)
+            break
+        if not line:
+            raise SystemExit("serve did not start")
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/api/v1/ready").status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("serve is not ready")
+
+
+def page_requests(url: str) -> float:
+    """The page's first load without a browser: its requests in its order (parallel ones too)."""
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=url + "/api/v1", timeout=60) as c:
+            t = time.perf_counter()
+            await c.get("/meta")
+            await c.get("/timeseries", params={"interval": "hour"})
+            await asyncio.gather(
+                c.get("/campaigns", params={"group_by": "campaign"}),
+                c.get("/funnel"),
+                c.get("/quality"),
+                c.get("/campaigns", params={"group_by": "country"}),
+            )
+            await c.get("/alerts", params={"limit": 50})
+            return time.perf_counter() - t
+
+    return asyncio.run(run())
+
+
+def browser_loads(url: str, runs: int) -> list[float]:
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    args += ["--disable-component-update", "--no-first-run"]
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        for _ in range(runs):
+            context = browser.new_context(viewport={"width": 1366, "height": 900})
+            page = context.new_page()
+            t = time.perf_counter()
+            page.goto(url + "/")
+            page.wait_for_function("document.body.dataset.version === '1'", timeout=60_000)
+            times.append(time.perf_counter() - t)
+            rows = page.locator("#campaigns tbody tr[data-key]").count()
+            context.close()
+        browser.close()
+    print(f"  (the campaign table showed {rows} campaigns)")
+    return times
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"group_by": "campaign"},
+    {"group_by": "campaign", "from": "2026-10-24", "to": "2026-10-31"},
+    {"group_by": "campaign", "from": "2026-10-30T06:00", "to": "2026-10-30T18:00"},
+    {"group_by": "campaign,day"},
+    {"group_by": "country"},
+    {"group_by": "campaign", "campaign": "c7"},
+]
+
+
+def concurrent(url: str, clients: int, seconds: float) -> tuple[np.ndarray[Any, Any], int]:
+    async def client(i: int, stop: float, out: list[float], errors: list[int]) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            n = i
+            while time.perf_counter() < stop:
+                q = QUERIES[n % len(QUERIES)]
+                n += 1
+                t = time.perf_counter()
+                r = await c.get("/api/v1/campaigns", params=q)
+                out.append(time.perf_counter() - t)
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+
+    async def run() -> tuple[list[float], list[int]]:
+        out: list[float] = []
+        errors: list[int] = []
+        stop = time.perf_counter() + seconds
+        await asyncio.gather(*(client(i, stop, out, errors) for i in range(clients)))
+        return out, errors
+
+    latencies, errors = asyncio.run(run())
+    return np.array(latencies) * 1000, len(errors)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--impressions", type=int, default=50_000_000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--runs", type=int, default=5, help="browser first loads")
+    ap.add_argument("--keep", action="store_true", help="reuse bench/out/dashboard.duckdb")
+    a = ap.parse_args()
+    OUT.mkdir(exist_ok=True)
+    db = OUT / "dashboard.duckdb"
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if not (a.keep and db.exists()):
+        build(db, a.impressions, a.days)
+    proc, url = start_serve(db)
+    try:
+        page_requests(url)  # the first queries after start read the file into DuckDB's cache
+        api = sorted(page_requests(url) for _ in range(5))
+        print(f"first load, the page's requests without a browser: median {api[2] * 1000:.0f} ms")
+        loads = sorted(browser_loads(url, a.runs))
+        print(
+            f"first load in Chromium (fresh context to first data drawn): "
+            f"median {loads[len(loads) // 2] * 1000:.0f} ms, worst {loads[-1] * 1000:.0f} ms "
+            f"over {a.runs} loads"
+        )
+        ms, errors = concurrent(url, a.clients, a.seconds)
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        print(
+            f"campaign queries, {a.clients} concurrent clients for {a.seconds:.0f} s: "
+            f"{len(ms):,} requests ({len(ms) / a.seconds:,.0f}/s), p50 {p50:.1f} ms, "
+            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {errors}"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
