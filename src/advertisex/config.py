@@ -80,6 +80,7 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown source {unknown[0]!r}; use {', '.join(SOURCES)}")
         return v
+
     # -- quality: checks, alerts, sinks and metrics export (issue 6) -------------------------
     # Checks look at the event-time window [as_of - grace - window, as_of - grace).
     quality_window_seconds: int = Field(default=600, ge=60)

@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
   next_offset    BIGINT NOT NULL,
   updated_at     TIMESTAMP NOT NULL,
   PRIMARY KEY (consumer_group, topic, "partition")
+);
+
 -- Quality alerts (issue 6): one row per episode of a failing check, pending -> firing -> resolved.
 CREATE TABLE IF NOT EXISTS alerts (
   fingerprint  VARCHAR NOT NULL,    -- md5 of the alert name and labels: one open episode each
