@@ -22,6 +22,7 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.errors import InputError
 from advertisex.formats import Decoded, decode
+from advertisex.pipeline.enrich import Enricher
 from advertisex.pipeline.extract import extract_sql, struct_raw_sql
 from advertisex.pipeline.route import route
 from advertisex.pipeline.standardize import standardize_sql
@@ -33,6 +34,8 @@ from advertisex.sources.files import FileInput, read_file_batches, sniff_file
 from advertisex.store import Store, one
 
 _uid = itertools.count()
+# Named in the INSERT: a migrated store has its newer columns after these.
+_BOOKKEEPING = "source_uri, source_record, source_offset, batch_id, ingested_at"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class Runner:
         self.store = store
         self.settings = settings
         self.con = store.con
+        self.enricher = Enricher(settings)
 
     # -- files -----------------------------------------------------------------------------
 
@@ -277,6 +281,7 @@ class Runner:
         assert row is not None
         batch_id = int(row[0])
         con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
+        self.enricher.enrich(con, "_advx_batch", source)
         lo, hi = one(
             con, "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
         ) or (None, None)
@@ -295,7 +300,7 @@ class Runner:
             inserted = one(
                 con,
                 f"""
-                INSERT INTO {source.table}
+                INSERT INTO {source.table} ({col_list}, {_BOOKKEEPING})
                 SELECT {col_list}, ?, _record, _offset, ?, ?
                 FROM _advx_batch b
                 ANTI JOIN (SELECT event_id FROM {source.table}
@@ -306,6 +311,7 @@ class Runner:
                 [batch.uri, batch_id, now, lo - window, hi + window],
             )
             con.execute("DROP TABLE _advx_dups")
+            self.enricher.after_load(con, source, lo, hi)
             counts.accepted = int(inserted[0]) if inserted else 0
         by_reason = con.execute(
             f"""
