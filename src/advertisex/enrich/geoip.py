@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ GEO_SCHEMA = pa.schema(
         ("as_org", pa.string()),
     ]
 )
-_NOTHING: tuple[Any, ...] = (None, None, None, None, None, None)
 # Distinct IPs remembered between batches; beyond this the cache starts again.
 _CACHE_LIMIT = 2_000_000
 _told_no_db = False
@@ -89,32 +87,34 @@ class GeoIP:
         )
 
     def _one(self, ip: str) -> tuple[Any, ...]:
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            return _NOTHING  # not an address ("123.145.167.1.3.2"): no geo, never an error
         country = region = city = continent = asn = org = None
-        try:
-            if self._geo is not None:
-                rec: Any = self._geo.get(ip)
-                if isinstance(rec, dict):
-                    country = (rec.get("country") or {}).get("iso_code")
-                    subs = rec.get("subdivisions") or [{}]
-                    region = subs[0].get("iso_code")
-                    city = ((rec.get("city") or {}).get("names") or {}).get("en")
-                    continent = (rec.get("continent") or {}).get("code")
-                    asn = rec.get("autonomous_system_number")  # Enterprise/ISP databases
-                    org = rec.get("autonomous_system_organization")
-            if self._asn is not None:
-                rec = self._asn.get(ip)
-                if isinstance(rec, dict):
-                    asn = rec.get("autonomous_system_number", asn)
-                    org = rec.get("autonomous_system_organization", org)
-        except maxminddb.InvalidDatabaseError as e:
-            raise ConfigError(
-                f"GeoIP database {self._paths} is corrupt ({e}); replace the .mmdb file"
-            ) from None
+        rec = _get(self._geo, self._paths[0], ip)
+        if isinstance(rec, dict):
+            country = (rec.get("country") or {}).get("iso_code")
+            subs = rec.get("subdivisions") or [{}]
+            region = subs[0].get("iso_code")
+            city = ((rec.get("city") or {}).get("names") or {}).get("en")
+            continent = (rec.get("continent") or {}).get("code")
+            asn = rec.get("autonomous_system_number")  # Enterprise/ISP databases
+            org = rec.get("autonomous_system_organization")
+        rec = _get(self._asn, self._paths[1], ip)
+        if isinstance(rec, dict):
+            asn = rec.get("autonomous_system_number", asn)
+            org = rec.get("autonomous_system_organization", org)
         return (country, region, city, continent, asn, org)
+
+
+def _get(reader: maxminddb.Reader | None, path: Path | None, ip: str) -> Any:
+    if reader is None:
+        return None
+    try:
+        return reader.get(ip)
+    except ValueError:
+        return None  # not an address ("123.145.167.1.3.2"), or IPv6 in an IPv4-only database
+    except maxminddb.InvalidDatabaseError as e:
+        raise ConfigError(
+            f"GeoIP database {path} is corrupt ({e}); replace the .mmdb file"
+        ) from None
 
 
 def say_no_geo_db() -> None:
