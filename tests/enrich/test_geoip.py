@@ -102,3 +102,41 @@ def test_corrupt_databases_fail_with_a_config_error_never_a_crash(testdata: Path
 def test_a_missing_database_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="geoip_db"):
         GeoIP(tmp_path / "nope.mmdb", None)
+
+
+def test_range_join_answers_like_the_per_ip_lookup(testdata: Path) -> None:
+    import duckdb
+
+    from advertisex.enrich.geoip import ranges_sql
+
+    mm = testdata / "maxmind-db"
+    ips = []
+    for db in ("GeoIP2-City-Test", "GeoLite2-ASN-Test"):
+        for entry in json.loads((mm / "source-data" / f"{db}.json").read_text()):
+            for network in entry:
+                net = ipaddress.ip_network(network, strict=False)
+                if net.version == 4:
+                    ips += [str(net.network_address), str(net.broadcast_address)]
+                    ips.append(str(net.network_address - 1))  # just outside
+    ips = sorted(set(ips))
+    per_ip = GeoIP(
+        mm / "test-data" / "GeoIP2-City-Test.mmdb", mm / "test-data" / "GeoLite2-ASN-Test.mmdb"
+    )
+    by_range = GeoIP(
+        mm / "test-data" / "GeoIP2-City-Test.mmdb", mm / "test-data" / "GeoLite2-ASN-Test.mmdb"
+    )
+    # a few IPs are looked up one by one; a million pay for flattening the databases
+    assert not by_range.prefer_ranges(10) and by_range.prefer_ranges(1_000_000)
+    geo, asn = by_range.ranges()
+    con = duckdb.connect()
+    con.register("geo", geo)
+    con.register("asn", asn)
+    con.register("ips", pa.table({"ip": ips, "v4": [int(ipaddress.ip_address(i)) for i in ips]}))
+    got = {r[0]: r[1:] for r in con.execute(ranges_sql("ips", "geo", "asn")).fetchall()}
+    expected = {
+        r["ip"]: tuple(v for k, v in r.items() if k != "ip")
+        for r in per_ip.lookup(pa.array(ips)).to_pylist()
+    }
+    assert len(got) == len(ips) > 1000
+    assert sum(v[4] is not None for v in expected.values()) > 500
+    assert got == expected

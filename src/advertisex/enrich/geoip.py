@@ -1,8 +1,17 @@
-"""Geo from IP: MaxMind .mmdb databases read with `maxminddb`, one lookup per distinct IP."""
+"""Geo from IP: MaxMind .mmdb databases read with `maxminddb`.
+
+Two ways to answer, same answers. A batch's distinct IPs are looked up one by one (C
+extension, cached across batches) until the lookups made would have paid for flattening the
+database: then its IPv4 networks become a sorted Arrow table of ranges, cached for the
+process, and IPv4 addresses are matched in DuckDB by a range (ASOF) join, vectorized. IPv6
+and anything that is not a dotted IPv4 address always take the per-IP path (which also
+knows MaxMind's IPv4-mapped, IPv4-compatible and 6to4 aliases).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +22,18 @@ from advertisex.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-GEO_SCHEMA = pa.schema(
-    [
-        ("ip", pa.string()),
-        ("ip_country", pa.string()),
-        ("region", pa.string()),
-        ("city", pa.string()),
-        ("continent", pa.string()),
-        ("asn", pa.int64()),
-        ("as_org", pa.string()),
-    ]
-)
+_FIELDS = [
+    ("ip_country", pa.string()),
+    ("region", pa.string()),
+    ("city", pa.string()),
+    ("continent", pa.string()),
+    ("asn", pa.int64()),
+    ("as_org", pa.string()),
+]
+GEO_SCHEMA = pa.schema([("ip", pa.string()), *_FIELDS])
+_RANGE = [("lo", pa.int64()), ("hi", pa.int64())]
+GEO_RANGES = pa.schema(_RANGE + _FIELDS)
+ASN_RANGES = pa.schema(_RANGE + _FIELDS[4:])
 # Distinct IPs remembered between batches; beyond this the cache starts again.
 _CACHE_LIMIT = 2_000_000
 _told_no_db = False
@@ -42,6 +52,27 @@ def _open(path: Path, setting: str) -> maxminddb.Reader:
         ) from None
 
 
+def _geo_fields(rec: Any) -> tuple[Any, ...]:
+    """(country, region, city, continent, asn, as_org) of a City/Country/Enterprise record."""
+    if not isinstance(rec, dict):
+        return (None,) * 6
+    subs = rec.get("subdivisions") or [{}]
+    return (
+        (rec.get("country") or {}).get("iso_code"),
+        subs[0].get("iso_code"),
+        ((rec.get("city") or {}).get("names") or {}).get("en"),
+        (rec.get("continent") or {}).get("code"),
+        rec.get("autonomous_system_number"),  # Enterprise / ISP databases have them too
+        rec.get("autonomous_system_organization"),
+    )
+
+
+def _asn_fields(rec: Any) -> tuple[Any, ...]:
+    if not isinstance(rec, dict):
+        return (None, None)
+    return (rec.get("autonomous_system_number"), rec.get("autonomous_system_organization"))
+
+
 class GeoIP:
     """Country, region, city, continent (City or Country database) and ASN (ASN database).
 
@@ -54,6 +85,8 @@ class GeoIP:
         self._asn = _open(asn_db, "geoip_asn_db") if asn_db else None
         self._paths = (geo_db, asn_db)
         self._cache: dict[str, tuple[Any, ...]] = {}
+        self._looked_up = 0
+        self._ranges: tuple[pa.Table | None, pa.Table | None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -64,6 +97,8 @@ class GeoIP:
             if reader is not None:
                 reader.close()
 
+    # -- one IP at a time ------------------------------------------------------------------
+
     def lookup(self, ips: pa.Array | pa.ChunkedArray) -> pa.Table:
         """One row per distinct IP in `ips` (text): the IP and what the databases know."""
         if not self.enabled:
@@ -73,6 +108,7 @@ class GeoIP:
         cache = self._cache
         if len(cache) + len(values) > _CACHE_LIMIT:
             cache.clear()
+        self._looked_up += len(values)
         rows = []
         for ip in values:
             hit = cache.get(ip)
@@ -82,39 +118,94 @@ class GeoIP:
         cols = list(zip(*rows, strict=True)) if rows else [()] * 6
         return pa.Table.from_arrays(
             [pa.array(values, pa.string())]
-            + [pa.array(c, f.type) for c, f in zip(cols, list(GEO_SCHEMA)[1:], strict=True)],
+            + [pa.array(c, t) for c, (_, t) in zip(cols, _FIELDS, strict=True)],
             schema=GEO_SCHEMA,
         )
 
     def _one(self, ip: str) -> tuple[Any, ...]:
-        country = region = city = continent = asn = org = None
-        rec = _get(self._geo, self._paths[0], ip)
-        if isinstance(rec, dict):
-            country = (rec.get("country") or {}).get("iso_code")
-            subs = rec.get("subdivisions") or [{}]
-            region = subs[0].get("iso_code")
-            city = ((rec.get("city") or {}).get("names") or {}).get("en")
-            continent = (rec.get("continent") or {}).get("code")
-            asn = rec.get("autonomous_system_number")  # Enterprise/ISP databases
-            org = rec.get("autonomous_system_organization")
-        rec = _get(self._asn, self._paths[1], ip)
-        if isinstance(rec, dict):
-            asn = rec.get("autonomous_system_number", asn)
-            org = rec.get("autonomous_system_organization", org)
-        return (country, region, city, continent, asn, org)
+        geo = _geo_fields(self._get(0, ip))
+        asn = _asn_fields(self._get(1, ip))
+        return (*geo[:4], asn[0] if asn[0] is not None else geo[4], asn[1] or geo[5])
+
+    def _get(self, which: int, ip: str) -> Any:
+        reader = (self._geo, self._asn)[which]
+        if reader is None:
+            return None
+        try:
+            return reader.get(ip)
+        except ValueError:
+            return None  # not an address ("123.145.167.1.3.2"), or IPv6 in an IPv4-only DB
+        except maxminddb.InvalidDatabaseError as e:
+            raise ConfigError(
+                f"GeoIP database {self._paths[which]} is corrupt ({e}); replace the .mmdb file"
+            ) from None
+
+    # -- IPv4 as ranges --------------------------------------------------------------------
+
+    def prefer_ranges(self, distinct_ipv4: int) -> bool:
+        """Whether to answer this batch's IPv4 addresses by range join (flattening if needed).
+
+        Flattening walks every network once; it is chosen when the per-IP lookups made so
+        far plus this batch's would cost as much, so neither path costs more than twice
+        the better one.
+        """
+        if self._ranges is not None:
+            return True
+        nodes = sum(r.metadata().node_count for r in (self._geo, self._asn) if r is not None)
+        return self._looked_up + distinct_ipv4 >= nodes
+
+    def ranges(self) -> tuple[pa.Table | None, pa.Table | None]:
+        """The IPv4 networks of each database as (lo, hi, fields...), sorted by lo."""
+        if self._ranges is None:
+            geo = self._flatten(0, _geo_fields, GEO_RANGES) if self._geo else None
+            asn = self._flatten(1, _asn_fields, ASN_RANGES) if self._asn else None
+            self._ranges = (geo, asn)
+        return self._ranges
+
+    def _flatten(self, which: int, fields: Any, schema: pa.Schema) -> pa.Table:
+        rows = [(lo, hi, *fields(rec)) for lo, hi, rec in self._networks(which) if rec is not None]
+        cols = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+        table = pa.Table.from_arrays(
+            [pa.array(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
+        )
+        return table.sort_by("lo")
+
+    def _networks(self, which: int) -> Iterator[tuple[int, int, Any]]:
+        reader = (self._geo, self._asn)[which]
+        assert reader is not None
+        try:
+            for network, record in reader:
+                if network.version == 4:
+                    yield int(network.network_address), int(network.broadcast_address), record
+        except maxminddb.InvalidDatabaseError as e:
+            raise ConfigError(
+                f"GeoIP database {self._paths[which]} is corrupt ({e}); replace the .mmdb file"
+            ) from None
 
 
-def _get(reader: maxminddb.Reader | None, path: Path | None, ip: str) -> Any:
-    if reader is None:
-        return None
-    try:
-        return reader.get(ip)
-    except ValueError:
-        return None  # not an address ("123.145.167.1.3.2"), or IPv6 in an IPv4-only database
-    except maxminddb.InvalidDatabaseError as e:
-        raise ConfigError(
-            f"GeoIP database {path} is corrupt ({e}); replace the .mmdb file"
-        ) from None
+def ranges_sql(ips: str, geo: str | None, asn: str | None) -> str:
+    """Geo answers for the IPv4 rows of `ips` (ip, v4) by ASOF join on the range tables."""
+    cols = []
+    joins = []
+    if geo:
+        joins.append(f"ASOF LEFT JOIN {geo} g ON d.v4 >= g.lo")
+        cols += [f"CASE WHEN d.v4 <= g.hi THEN g.{n} END AS g_{n}" for n, _ in _FIELDS]
+    else:
+        cols += [f"NULL::{_sql(t)} AS g_{n}" for n, t in _FIELDS]
+    if asn:
+        joins.append(f"ASOF LEFT JOIN {asn} a ON d.v4 >= a.lo")
+        cols += [f"CASE WHEN d.v4 <= a.hi THEN a.{n} END AS a_{n}" for n, _ in _FIELDS[4:]]
+    else:
+        cols += [f"NULL::{_sql(t)} AS a_{n}" for n, t in _FIELDS[4:]]
+    return f"""
+SELECT ip, g_ip_country AS ip_country, g_region AS region, g_city AS city,
+       g_continent AS continent, coalesce(a_asn, g_asn) AS asn,
+       coalesce(a_as_org, g_as_org) AS as_org
+FROM (SELECT d.ip, {", ".join(cols)} FROM {ips} d {" ".join(joins)} WHERE d.v4 IS NOT NULL)"""
+
+
+def _sql(t: pa.DataType) -> str:
+    return "BIGINT" if t == pa.int64() else "VARCHAR"
 
 
 def say_no_geo_db() -> None:

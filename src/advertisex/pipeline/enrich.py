@@ -9,6 +9,7 @@ by name. Rules that need other events run after the load (`enrich/ivt.py`).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ import duckdb
 
 from advertisex.config import Settings
 from advertisex.enrich.domains import Domains
-from advertisex.enrich.geoip import GeoIP, say_no_geo_db
+from advertisex.enrich.geoip import GeoIP, ranges_sql, say_no_geo_db
 from advertisex.enrich.ivt import IvtReason, after_load_statements
 from advertisex.enrich.useragent import UserAgents
 from advertisex.schemas.sources import Source
@@ -124,7 +125,8 @@ class Enricher:
             return
         names = {c.name for c in source.columns}
         n = next(_uid)
-        registered: list[str] = []
+        views: list[str] = []
+        tables: list[str] = []
         kw: dict[str, Any] = {"geo": None, "ua": None, "sites": None}
 
         def distinct(col: str) -> Any:
@@ -132,27 +134,26 @@ class Enricher:
                 f"SELECT DISTINCT {col} FROM {relation} WHERE {col} IS NOT NULL AND _reason IS NULL"
             ).to_arrow_table()[col]
 
-        if "ip" in names and self.geo is not None and not self.geo.enabled:
-            say_no_geo_db()
-        elif "ip" in names and self.geo is not None:
-            kw["geo"] = f"_advx_geo_{n}"
-            con.register(kw["geo"], self.geo.lookup(distinct("ip")))
-            registered.append(kw["geo"])
-        if "user_agent" in names:
-            kw["ua"] = f"_advx_ua_{n}"
-            con.register(kw["ua"], self.uas.lookup(distinct("user_agent")))
-            registered.append(kw["ua"])
-        if "site" in names:
-            kw["sites"] = f"_advx_sites_{n}"
-            con.register(kw["sites"], self.domains.lookup(distinct("site")))
-            registered.append(kw["sites"])
-        share = self.settings.ivt_missing_share
-        has = con.execute(
-            f"SELECT count(*), {'count(user_agent)' if 'user_agent' in names else '0'}, "
-            f"{'count(ip)' if 'ip' in names else '0'} FROM {relation} WHERE _reason IS NULL"
-        ).fetchall()[0]
-        rows = max(int(has[0]), 1)
+        def view(name: str, table: Any) -> str:
+            con.register(name, table)
+            views.append(name)
+            return name
+
         try:
+            if "ip" in names and self.geo is not None and not self.geo.enabled:
+                say_no_geo_db()
+            elif "ip" in names and self.geo is not None:
+                kw["geo"] = self._geo(con, relation, n, view, tables)
+            if "user_agent" in names:
+                kw["ua"] = view(f"_advx_ua_{n}", self.uas.lookup(distinct("user_agent")))
+            if "site" in names:
+                kw["sites"] = view(f"_advx_sites_{n}", self.domains.lookup(distinct("site")))
+            share = self.settings.ivt_missing_share
+            has = con.execute(
+                f"SELECT count(*), {'count(user_agent)' if 'user_agent' in names else '0'}, "
+                f"{'count(ip)' if 'ip' in names else '0'} FROM {relation} WHERE _reason IS NULL"
+            ).fetchall()[0]
+            rows = max(int(has[0]), 1)
             sql = enrich_sql(
                 source,
                 relation,
@@ -167,8 +168,46 @@ class Enricher:
             con.execute(f"DROP TABLE {relation}")
             con.execute(f"ALTER TABLE {tmp} RENAME TO {relation}")
         finally:
-            for name in registered:
+            for name in views:
                 con.unregister(name)
+            for name in tables:
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def _geo(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        relation: str,
+        n: int,
+        view: Callable[[str, Any], str],
+        tables: list[str],
+    ) -> str:
+        """A temp table of the batch's distinct IPs and their geo answers; returns its name."""
+        assert self.geo is not None
+        ips = f"_advx_ips_{n}"
+        tables.append(ips)
+        con.execute(
+            f"CREATE TEMP TABLE {ips} AS SELECT DISTINCT ip, advx_ipv4(ip) AS v4 "
+            f"FROM {relation} WHERE ip IS NOT NULL AND _reason IS NULL"
+        )
+        n_v4 = con.execute(f"SELECT count(v4) FROM {ips}").fetchall()[0][0]
+        parts = []
+        rest = f"SELECT ip FROM {ips}"
+        if n_v4 and self.geo.prefer_ranges(int(n_v4)):
+            geo_ranges, asn_ranges = self.geo.ranges()
+            parts.append(
+                ranges_sql(
+                    ips,
+                    view(f"_advx_geo_ranges_{n}", geo_ranges) if geo_ranges else None,
+                    view(f"_advx_asn_ranges_{n}", asn_ranges) if asn_ranges else None,
+                )
+            )
+            rest += " WHERE v4 IS NULL"
+        others = con.sql(rest).to_arrow_table()["ip"]
+        parts.append(f"SELECT * FROM {view(f'_advx_geo_each_{n}', self.geo.lookup(others))}")
+        geo = f"_advx_geo_{n}"
+        tables.append(geo)
+        con.execute(f"CREATE TEMP TABLE {geo} AS " + " UNION ALL BY NAME ".join(parts))
+        return geo
 
     def after_load(
         self, con: duckdb.DuckDBPyConnection, source: Source, lo: datetime, hi: datetime
