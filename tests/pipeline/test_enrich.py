@@ -251,3 +251,24 @@ def test_a_version_2_store_gains_the_columns_and_takes_enriched_rows(
         assert store.con.execute(
             "SELECT city, source_record, max(version) OVER () FROM impressions, schema_version"
         ).fetchall() == [("London", 1, 3)]
+
+
+def test_dimensions_are_versioned_by_load_time(tmp_path: Path, geo_settings: Settings) -> None:
+    with Store.open(geo_settings) as store:
+        (tmp_path / "v1.csv").write_text(
+            "creative_id,campaign_id,advertiser_id\n1,c1,a1\n1,cX,aX\n"
+        )
+        (tmp_path / "v2.csv").write_text("creative_id,campaign_id,advertiser_id\n1,c9,a9\n")
+        assert load_creatives(store, tmp_path / "v1.csv") == (2, 0)
+        ingest(store, geo_settings, write(tmp_path / "a.ndjson", [imp(1)]))
+        load_creatives(store, tmp_path / "v2.csv")
+        load_creatives(store, tmp_path / "v2.csv")  # the same again: no new version
+        ingest(store, geo_settings, write(tmp_path / "b.ndjson", [imp(2)]))
+        got = by_id(store, "impressions", "campaign_id, advertiser_id")
+        versions = store.con.execute(
+            "SELECT campaign_id, advertiser_id FROM creative_versions ORDER BY loaded_at"
+        ).fetchall()
+        current = store.con.execute("SELECT campaign_id FROM creatives").fetchall()
+    assert got == {"i1": ("c1", "a1"), "i2": ("c9", "a9")}  # each kept the version of its time
+    assert versions == [("c1", "a1"), ("c9", "a9")]
+    assert current == [("c9",)]
