@@ -272,3 +272,37 @@ def test_dimensions_are_versioned_by_load_time(tmp_path: Path, geo_settings: Set
     assert got == {"i1": ("c1", "a1"), "i2": ("c9", "a9")}  # each kept the version of its time
     assert versions == [("c1", "a1"), ("c9", "a9")]
     assert current == [("c9",)]
+
+
+def test_enrichment_command_counts_ivt_unknowns_and_mismatches(
+    tmp_path: Path, geo_settings: Settings
+) -> None:
+    from typer.testing import CliRunner
+
+    from advertisex.cli import app
+
+    with Store.open(geo_settings) as store:
+        (tmp_path / "dims.csv").write_text(DIMS)
+        load_creatives(store, tmp_path / "dims.csv")
+        lines = [imp(1), imp(2, user_agent=GOOGLEBOT), imp(3, creative_id=77), imp(4, ip="1.0.0.1")]
+        ingest(store, geo_settings, write(tmp_path / "a.ndjson", lines))
+        store.con.execute("UPDATE impressions SET country = 'US' WHERE event_id = 'i1'")
+    result = CliRunner().invoke(
+        app, ["enrichment", "--db", str(geo_settings.db), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["source"]: r for r in json.loads(result.stdout)}
+    assert rows["impressions"] == {
+        "source": "impressions",
+        "events": 4,
+        "with_country": 3,
+        "with_device_type": 4,
+        "ivt": 2,
+        "unknown_creative": 1,
+        "unknown_campaign": 0,
+        "country_mismatch": 1,
+        "ivt_by_reason": {"bot_user_agent": 1, "datacenter_ip": 1},
+    }
+    assert rows["bid_requests"]["events"] == 0
+    table = CliRunner().invoke(app, ["enrichment", "--db", str(geo_settings.db)])
+    assert table.exit_code == 0 and "enrichment" in table.stdout
