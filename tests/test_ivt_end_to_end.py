@@ -31,7 +31,8 @@ def test_every_ivt_kind_is_found_and_clean_traffic_is_not_flagged(
         load_creatives(store, out / "dims" / "creatives.csv")
         ingest(store, settings, out / "data")
         for table, expected in truth["ivt"].items():
-            assert all(n > 0 for n in expected.values()), (table, expected)
+            injected = [r for r in expected if table == "impressions" or "click" in r]
+            assert all(expected[r] > 0 for r in injected), (table, expected)
             found = dict(
                 store.con.execute(
                     f"SELECT ivt_reason, count(*) FROM {table} WHERE ivt_reason IS NOT NULL "

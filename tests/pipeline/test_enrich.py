@@ -306,3 +306,29 @@ def test_enrichment_command_counts_ivt_unknowns_and_mismatches(
     assert rows["bid_requests"]["events"] == 0
     table = CliRunner().invoke(app, ["enrichment", "--db", str(geo_settings.db)])
     assert table.exit_code == 0 and "enrichment" in table.stdout
+
+
+@pytest.mark.parametrize("clicks_first", [False, True])
+def test_clicks_take_geo_device_and_ivt_from_their_impression(
+    tmp_path: Path, geo_settings: Settings, clicks_first: bool
+) -> None:
+    imps = write(tmp_path / "imp.ndjson", [imp(1), imp(2, user_agent=GOOGLEBOT)])
+    clicks = click_csv(
+        tmp_path / "clicks.csv",
+        [
+            ("2026-11-01 10:00:30", "u1", "c1", "click", "i1"),
+            ("2026-11-01 10:00:30", "u2", "c1", "click", "i2"),  # on a bot's impression
+            ("2026-11-01 11:00:00", "u2", "c1", "purchase", "i2"),  # geo yes, IVT only clicks
+            ("2026-11-01 10:00:30", "u3", "c1", "click", ""),  # names no impression
+        ],
+    )
+    with Store.open(geo_settings) as store:
+        for path in [clicks, imps] if clicks_first else [imps, clicks]:
+            ingest(store, geo_settings, path)
+        got = by_id(store, "clicks_conversions", "country, city, device_type, ivt_reason")
+    assert got == {
+        "k0": ("GB", "London", "desktop", None),
+        "k1": ("GB", "London", "bot", "bot_user_agent"),
+        "k2": ("GB", "London", "bot", None),
+        "k3": (None, None, None, None),
+    }

@@ -4,7 +4,8 @@ Rules on a row alone (known bots and spiders, data-centre networks, a missing us
 IP) are decided by the enrich stage (`pipeline/enrich.py`). The two rules below need other
 events: they run as UPDATEs right after a batch's rows are inserted, in the same
 transaction, bounded by the batch's event-time window, so they cost a range scan, not a pass
-over the store. A row keeps the first reason it was given; IVT rows are kept, never deleted.
+over the store. A row keeps the first reason it was given (fast_click, then click_flood, then
+the reason of the impression it names); IVT rows are kept, never deleted.
 """
 
 from __future__ import annotations
@@ -61,6 +62,27 @@ WHERE c.user_id = f.user_id AND date_trunc('minute', c.event_time) = f.minute
   AND c.event_type = 'click' AND c.ivt_reason IS NULL"""
 
 
+def from_impressions_sql() -> str:
+    """Clicks and conversions that name an impression take its geo and device; a click
+    also takes its invalid-traffic reason when it has none of its own (a click on a bot's
+    impression is a bot's click).
+
+    Params: clicks' time range (2), impressions' time range (2).
+    """
+    geo = ("country", "ip_country", "region", "city", "continent", "asn", "as_org",
+           "device_type", "os", "browser")  # fmt: skip
+    sets = ", ".join(f"{c} = i.{c}" for c in geo)
+    return f"""
+UPDATE clicks_conversions AS c
+SET {sets},
+    ivt_reason = coalesce(c.ivt_reason, CASE WHEN c.event_type = 'click' THEN i.ivt_reason END)
+FROM impressions AS i
+WHERE c.impression_id = i.event_id
+  AND c.country IS NULL AND c.device_type IS NULL
+  AND c.event_time BETWEEN ? AND ?
+  AND i.event_time BETWEEN ? AND ?"""
+
+
 def after_load_statements(
     source: str,
     lo: datetime,
@@ -75,8 +97,12 @@ def after_load_statements(
         return [
             (fast_clicks_sql(), [fast_click_seconds, lo, hi, lo - window, hi + window]),
             (click_floods_sql(), [lo, hi, flood_per_minute]),
+            (from_impressions_sql(), [lo, hi, lo - window, hi + window]),
         ]
     if source == "impressions":
         # Clicks stored before their impression arrived are judged now.
-        return [(fast_clicks_sql(), [fast_click_seconds, lo - window, hi + window, lo, hi])]
+        return [
+            (fast_clicks_sql(), [fast_click_seconds, lo - window, hi + window, lo, hi]),
+            (from_impressions_sql(), [lo - window, hi + window, lo, hi]),
+        ]
     return []

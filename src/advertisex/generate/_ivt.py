@@ -7,7 +7,8 @@ truth.json can say how many stored events of each kind there are:
 - datacenter_ip: users whose IP is in 1.0.0.0/24, AS15169 (Google) in MaxMind's test ASN DB;
 - missing_user_agent / missing_ip: users whose impressions and bid requests omit them;
 - fast_click: clicks in the same second as their impression;
-- click_flood: a dozen clicks by one user inside one calendar minute.
+- click_flood: a dozen clicks by one user inside one calendar minute;
+- and clicks on any of the impressions above carry that impression's reason.
 
 Some people get IPs that MaxMind's test City database knows, so geo has answers to find.
 Clicks are re-timed or re-pointed, never added: the counts the other truth keys hold stay
@@ -131,20 +132,18 @@ def ivt_truth(
         imp_counts[reason] = int(hit.sum())
 
     clicks = (events.kind == click_kind) & events.regular
-    frame = pl.DataFrame(
-        {
-            "ts": events.ts,
-            "imp_ts": imps.ts[events.impression],
-            "user": imps.user[events.impression],
-            "all_clicks": events.kind == click_kind,
-        }
-    )
+    is_click = events.kind == click_kind
+    frame = pl.DataFrame({"ts": events.ts, "user": imps.user[events.impression], "c": is_click})
     fast = clicks & (events.ts < imps.ts[events.impression] + 1)
     per_minute = frame.with_columns(m=pl.col("ts") // 60).with_columns(
-        n=pl.col("all_clicks").cast(pl.Int64).sum().over("user", "m")
+        n=pl.col("c").cast(pl.Int64).sum().over("user", "m")
     )
-    flood = (events.kind == click_kind) & ~fast & (per_minute["n"].to_numpy() > flood_limit)
-    return {
-        "impressions": imp_counts,
-        "clicks_conversions": {"fast_click": int(fast.sum()), "click_flood": int(flood.sum())},
-    }
+    flood = is_click & ~fast & (per_minute["n"].to_numpy() > flood_limit)
+    click_counts = {"fast_click": int(fast.sum()), "click_flood": int(flood.sum())}
+    # A click names its impression (legacy rows do not) and takes that impression's reason.
+    taken = fast | flood
+    for reason, users in masks.items():
+        hit = clicks & ~taken & users[imps.user[events.impression]]
+        taken |= hit
+        click_counts[reason] = int(hit.sum())
+    return {"impressions": imp_counts, "clicks_conversions": click_counts}
