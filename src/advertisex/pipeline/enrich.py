@@ -9,11 +9,11 @@ by name. Rules that need other events run after the load (`enrich/ivt.py`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from advertisex.config import Settings
 from advertisex.enrich.domains import Domains
@@ -114,6 +114,7 @@ class Enricher:
         self.geo = GeoIP(settings.geoip_db, settings.geoip_asn_db) if self.enabled else None
         self.uas = UserAgents()
         self.domains = Domains()
+        self._ranges_on: duckdb.DuckDBPyConnection | None = None
 
     def close(self) -> None:
         if self.geo is not None:
@@ -124,43 +125,62 @@ class Enricher:
         if not self.enabled:
             return
         names = {c.name for c in source.columns}
+        has_ip, has_ua = "ip" in names, "user_agent" in names
+        geo_on = has_ip and self.geo is not None and self.geo.enabled
+        if has_ip and not geo_on:
+            say_no_geo_db()
         n = next(_uid)
         views: list[str] = []
-        tables: list[str] = []
         kw: dict[str, Any] = {"geo": None, "ua": None, "sites": None}
+        valid = f"FROM {relation} WHERE _reason IS NULL"
 
         def distinct(col: str) -> Any:
-            return con.sql(
-                f"SELECT DISTINCT {col} FROM {relation} WHERE {col} IS NOT NULL AND _reason IS NULL"
-            ).to_arrow_table()[col]
+            return con.sql(f"SELECT DISTINCT {col} {valid} AND {col} IS NOT NULL").to_arrow_table()[
+                col
+            ]
 
         def view(name: str, table: Any) -> str:
             con.register(name, table)
             views.append(name)
             return name
 
+        # One pass: what the missing-agent/IP rules need, and the IPs SQL cannot answer.
+        rows, with_ua, with_ip, n_v4, not_v4 = con.execute(
+            f"SELECT count(*), {'count(user_agent)' if has_ua else '0'}, "
+            + (
+                "count(ip), count(DISTINCT ip) FILTER (advx_ipv4(ip) IS NOT NULL), "
+                "list(DISTINCT ip) FILTER (ip IS NOT NULL AND advx_ipv4(ip) IS NULL) "
+                if has_ip
+                else "0, 0, []::VARCHAR[] "
+            )
+            + valid
+        ).fetchall()[0]
         try:
-            if "ip" in names and self.geo is not None and not self.geo.enabled:
-                say_no_geo_db()
-            elif "ip" in names and self.geo is not None:
-                kw["geo"] = self._geo(con, relation, n, view, tables)
-            if "user_agent" in names:
+            if geo_on:
+                assert self.geo is not None
+                parts = []
+                if n_v4 and self.geo.prefer_ranges(int(n_v4)):
+                    ips = f"(SELECT DISTINCT ip, advx_ipv4(ip) AS v4 {valid} AND ip IS NOT NULL)"
+                    parts.append(ranges_sql(ips, *self._range_views(con)))
+                    each = pa.array(not_v4 or [], pa.string())
+                else:
+                    each = distinct("ip")
+                if len(each):
+                    parts.append(f"SELECT * FROM {view(f'_advx_geo_{n}', self.geo.lookup(each))}")
+                if parts:
+                    kw["geo"] = "(" + " UNION ALL BY NAME ".join(parts) + ")"
+            if has_ua:
                 kw["ua"] = view(f"_advx_ua_{n}", self.uas.lookup(distinct("user_agent")))
             if "site" in names:
                 kw["sites"] = view(f"_advx_sites_{n}", self.domains.lookup(distinct("site")))
             share = self.settings.ivt_missing_share
-            has = con.execute(
-                f"SELECT count(*), {'count(user_agent)' if 'user_agent' in names else '0'}, "
-                f"{'count(ip)' if 'ip' in names else '0'} FROM {relation} WHERE _reason IS NULL"
-            ).fetchall()[0]
-            rows = max(int(has[0]), 1)
             sql = enrich_sql(
                 source,
                 relation,
                 dims="creatives",
                 datacenter_asns=self.settings.ivt_datacenter_asns,
-                flag_missing_ua=has[1] / rows >= share,
-                flag_missing_ip=has[2] / rows >= share,
+                flag_missing_ua=with_ua / max(rows, 1) >= share,
+                flag_missing_ip=with_ip / max(rows, 1) >= share,
                 **kw,
             )
             tmp = f"{relation}_enriched"
@@ -170,44 +190,21 @@ class Enricher:
         finally:
             for name in views:
                 con.unregister(name)
-            for name in tables:
-                con.execute(f"DROP TABLE IF EXISTS {name}")
 
-    def _geo(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        relation: str,
-        n: int,
-        view: Callable[[str, Any], str],
-        tables: list[str],
-    ) -> str:
-        """A temp table of the batch's distinct IPs and their geo answers; returns its name."""
+    def _range_views(self, con: duckdb.DuckDBPyConnection) -> tuple[str | None, str | None]:
+        """The flattened databases as views on `con`, registered once per connection."""
         assert self.geo is not None
-        ips = f"_advx_ips_{n}"
-        tables.append(ips)
-        con.execute(
-            f"CREATE TEMP TABLE {ips} AS SELECT DISTINCT ip, advx_ipv4(ip) AS v4 "
-            f"FROM {relation} WHERE ip IS NOT NULL AND _reason IS NULL"
+        geo, asn = self.geo.ranges()
+        if self._ranges_on is not con:
+            if geo is not None:
+                con.register("_advx_geo_ranges", geo)
+            if asn is not None:
+                con.register("_advx_asn_ranges", asn)
+            self._ranges_on = con
+        return (
+            "_advx_geo_ranges" if geo is not None else None,
+            "_advx_asn_ranges" if asn is not None else None,
         )
-        n_v4 = con.execute(f"SELECT count(v4) FROM {ips}").fetchall()[0][0]
-        parts = []
-        rest = f"SELECT ip FROM {ips}"
-        if n_v4 and self.geo.prefer_ranges(int(n_v4)):
-            geo_ranges, asn_ranges = self.geo.ranges()
-            parts.append(
-                ranges_sql(
-                    ips,
-                    view(f"_advx_geo_ranges_{n}", geo_ranges) if geo_ranges else None,
-                    view(f"_advx_asn_ranges_{n}", asn_ranges) if asn_ranges else None,
-                )
-            )
-            rest += " WHERE v4 IS NULL"
-        others = con.sql(rest).to_arrow_table()["ip"]
-        parts.append(f"SELECT * FROM {view(f'_advx_geo_each_{n}', self.geo.lookup(others))}")
-        geo = f"_advx_geo_{n}"
-        tables.append(geo)
-        con.execute(f"CREATE TEMP TABLE {geo} AS " + " UNION ALL BY NAME ".join(parts))
-        return geo
 
     def after_load(
         self, con: duckdb.DuckDBPyConnection, source: Source, lo: datetime, hi: datetime
