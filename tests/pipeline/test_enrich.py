@@ -332,3 +332,26 @@ def test_clicks_take_geo_device_and_ivt_from_their_impression(
         "k2": ("GB", "London", "bot", None),
         "k3": (None, None, None, None),
     }
+
+
+def test_a_wrong_database_path_is_one_plain_line_and_exit_2(
+    tmp_path: Path, testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from advertisex.cli import app
+
+    data = write(tmp_path / "a.ndjson", [imp(1)])
+    monkeypatch.setenv("ADVX_GEOIP_DB", str(tmp_path / "GeoLite2-City.mmdb"))
+    result = CliRunner().invoke(app, ["ingest", str(data), "--db", str(tmp_path / "s.duckdb")])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "geoip_db" in result.stderr
+    broken = testdata / "maxmind-db" / "test-data" / "GeoIP2-City-Test-Invalid-Node-Count.mmdb"
+    monkeypatch.setenv("ADVX_GEOIP_DB", str(broken))
+    result = CliRunner().invoke(app, ["ingest", str(data), "--db", str(tmp_path / "s.duckdb")])
+    assert result.exit_code == 2 and "cannot read GeoIP database" in result.stderr
+
+
+def test_datacenter_asns_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADVX_IVT_DATACENTER_ASNS", "AS15169, 16509")
+    assert load_settings().ivt_datacenter_asns == (15169, 16509)
