@@ -36,3 +36,20 @@ def test_no_network_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     table = Domains().lookup(pa.array(["www.shop.example.org", "m.shop.example.org"]))
     assert table.column("domain").to_pylist() == ["example.org", "example.org"]
+
+
+def test_public_names() -> None:
+    import advertisex.enrich
+
+    assert advertisex.enrich.__all__ == [
+        "DEVICE_TYPES",
+        "Domains",
+        "GeoIP",
+        "IvtReason",
+        "UserAgents",
+        "enrichment_summary",
+        "load_creatives",
+    ]
+    assert set(advertisex.enrich.DEVICE_TYPES) == {
+        "desktop", "mobile", "tablet", "ctv", "bot", "other"
+    }  # fmt: skip
