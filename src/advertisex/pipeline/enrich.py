@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from advertisex.config import Settings
+from advertisex.enrich.countries import alpha3_to_alpha2
 from advertisex.enrich.domains import Domains
 from advertisex.enrich.geoip import GeoIP, ranges_sql, say_no_geo_db
 from advertisex.enrich.ivt import IvtReason, after_load_statements
@@ -33,6 +34,7 @@ def enrich_sql(
     ua: str | None,
     sites: str | None,
     dims: str,
+    countries: str | None = None,
     datacenter_asns: tuple[int, ...],
     flag_missing_ua: bool,
     flag_missing_ip: bool,
@@ -40,15 +42,21 @@ def enrich_sql(
     """SELECT with the batch's columns, the enrichment columns filled.
 
     `geo`, `ua`, `sites` name the lookup relations (None: that lookup is off); `dims` is the
-    creatives table. The flags say whether this batch's rows normally carry a user agent / IP.
+    creatives table; `countries` maps alpha-3 codes an event may carry to alpha-2. The flags
+    say whether this batch's rows normally carry a user agent / IP.
     """
     names = {c.name for c in source.columns}
     joins: list[str] = []
     rep: dict[str, str] = {}
     ivt: list[tuple[str, IvtReason]] = []
+    own = "NULL"
+    if "country" in names:
+        own = "b.country"
+        if countries:
+            joins.append(f"LEFT JOIN {countries} cc ON cc.alpha3 = b.country")
+            own = rep["country"] = "coalesce(cc.alpha2, b.country)"
     if geo and "ip" in names:
         joins.append(f"LEFT JOIN {geo} g ON g.ip = b.ip")
-        own = "b.country" if "country" in names else "NULL"
         rep["country"] = f"coalesce({own}, g.ip_country)"
         for col in ("ip_country", "region", "city", "continent", "asn", "as_org"):
             rep[col] = f"g.{col}"
@@ -115,6 +123,7 @@ class Enricher:
         self.uas = UserAgents()
         self.domains = Domains()
         self._ranges_on: duckdb.DuckDBPyConnection | None = None
+        self._countries_on: duckdb.DuckDBPyConnection | None = None
 
     def close(self) -> None:
         if self.geo is not None:
@@ -174,6 +183,11 @@ class Enricher:
             if "site" in names:
                 kw["sites"] = view(f"_advx_sites_{n}", self.domains.lookup(distinct("site")))
             share = self.settings.ivt_missing_share
+            if "country" in names:
+                kw["countries"] = "_advx_countries"
+                if self._countries_on is not con:
+                    con.register("_advx_countries", alpha3_to_alpha2())
+                    self._countries_on = con
             sql = enrich_sql(
                 source,
                 relation,
