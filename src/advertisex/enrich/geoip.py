@@ -184,28 +184,23 @@ class GeoIP:
 
 
 def ranges_sql(ips: str, geo: str | None, asn: str | None) -> str:
-    """Geo answers for the IPv4 rows of `ips` (ip, v4) by ASOF join on the range tables."""
-    cols = []
+    """Geo answers for the addresses of `ips` (ip, v4 its IPv4 number) by ASOF joins on the
+    flattened City/Country (`geo`) and ASN (`asn`) range tables; past a range's end: none."""
     joins = []
     if geo:
-        joins.append(f"ASOF LEFT JOIN {geo} g ON d.v4 >= g.lo")
-        cols += [f"CASE WHEN d.v4 <= g.hi THEN g.{n} END AS g_{n}" for n, _ in _FIELDS]
-    else:
-        cols += [f"NULL::{_sql(t)} AS g_{n}" for n, t in _FIELDS]
+        joins.append(f"ASOF LEFT JOIN {geo} gr ON d.v4 >= gr.lo")
     if asn:
-        joins.append(f"ASOF LEFT JOIN {asn} a ON d.v4 >= a.lo")
-        cols += [f"CASE WHEN d.v4 <= a.hi THEN a.{n} END AS a_{n}" for n, _ in _FIELDS[4:]]
-    else:
-        cols += [f"NULL::{_sql(t)} AS a_{n}" for n, t in _FIELDS[4:]]
-    return f"""
-SELECT ip, g_ip_country AS ip_country, g_region AS region, g_city AS city,
-       g_continent AS continent, coalesce(a_asn, g_asn) AS asn,
-       coalesce(a_as_org, g_as_org) AS as_org
-FROM (SELECT d.ip, {", ".join(cols)} FROM {ips} d {" ".join(joins)} WHERE d.v4 IS NOT NULL)"""
-
-
-def _sql(t: pa.DataType) -> str:
-    return "BIGINT" if t == pa.int64() else "VARCHAR"
+        joins.append(f"ASOF LEFT JOIN {asn} ar ON d.v4 >= ar.lo")
+    cols = []
+    for name, t in _FIELDS:
+        parts = []
+        if asn and name in ("asn", "as_org"):
+            parts.append(f"CASE WHEN d.v4 <= ar.hi THEN ar.{name} END")
+        if geo:
+            parts.append(f"CASE WHEN d.v4 <= gr.hi THEN gr.{name} END")
+        typed = "BIGINT" if t == pa.int64() else "VARCHAR"
+        cols.append(f"coalesce({', '.join(parts) or 'NULL'})::{typed} AS {name}")
+    return f"SELECT d.ip, {', '.join(cols)} FROM {ips} d {' '.join(joins)}"
 
 
 def say_no_geo_db() -> None:

@@ -41,9 +41,9 @@ def enrich_sql(
 ) -> str:
     """SELECT with the batch's columns, the enrichment columns filled.
 
-    `geo`, `ua`, `sites` name the lookup relations (None: that lookup is off); `dims` is the
-    creatives table; `countries` maps alpha-3 codes an event may carry to alpha-2. The flags
-    say whether this batch's rows normally carry a user agent / IP.
+    `geo`, `ua`, `sites` name the lookup relations or subqueries (None: that lookup is off);
+    `dims` is the creatives table; `countries` maps alpha-3 codes an event may carry to
+    alpha-2. The flags say whether this batch's rows normally carry a user agent / IP.
     """
     names = {c.name for c in source.columns}
     joins: list[str] = []
@@ -153,31 +153,35 @@ class Enricher:
             views.append(name)
             return name
 
-        # One pass: what the missing-agent/IP rules need, and the IPs SQL cannot answer.
-        rows, with_ua, with_ip, n_v4, not_v4 = con.execute(
+        # One pass: what the missing-agent/IP rules need, and the IPv6 addresses (the range
+        # tables answer IPv4; anything else is no address).
+        rows, with_ua, with_ip, n_ips, ipv6 = con.execute(
             f"SELECT count(*), {'count(user_agent)' if has_ua else '0'}, "
             + (
-                "count(ip), count(DISTINCT ip) FILTER (advx_ipv4(ip) IS NOT NULL), "
-                "list(DISTINCT ip) FILTER (ip IS NOT NULL AND advx_ipv4(ip) IS NULL) "
+                "count(ip), approx_count_distinct(ip), "
+                "list(DISTINCT ip) FILTER (contains(ip, ':')) "
                 if has_ip
                 else "0, 0, []::VARCHAR[] "
             )
             + valid
         ).fetchall()[0]
         try:
-            if geo_on:
+            if geo_on and n_ips:
                 assert self.geo is not None
                 parts = []
-                if n_v4 and self.geo.prefer_ranges(int(n_v4)):
-                    ips = f"(SELECT DISTINCT ip, advx_ipv4(ip) AS v4 {valid} AND ip IS NOT NULL)"
+                if self.geo.prefer_ranges(int(n_ips)):
+                    # IPv4 by range join over the distinct addresses, IPv6 one by one.
+                    ips = (
+                        f"(SELECT DISTINCT ip, advx_ipv4(ip) AS v4 {valid} "
+                        "AND ip IS NOT NULL AND NOT contains(ip, ':'))"
+                    )
                     parts.append(ranges_sql(ips, *self._range_views(con)))
-                    each = pa.array(not_v4 or [], pa.string())
+                    each = pa.array(ipv6 or [], pa.string())
                 else:
                     each = distinct("ip")
                 if len(each):
                     parts.append(f"SELECT * FROM {view(f'_advx_geo_{n}', self.geo.lookup(each))}")
-                if parts:
-                    kw["geo"] = "(" + " UNION ALL BY NAME ".join(parts) + ")"
+                kw["geo"] = "(" + " UNION ALL BY NAME ".join(parts) + ")"
             if has_ua:
                 kw["ua"] = view(f"_advx_ua_{n}", self.uas.lookup(distinct("user_agent")))
             if "site" in names:
