@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,7 +130,7 @@ def main() -> None:
     city, asn = MAXMIND / "GeoIP2-City-Test.mmdb", MAXMIND / "GeoLite2-ASN-Test.mmdb"
     print(f"{args.rows:,} impressions, {args.ips:,} distinct IPs, {args.uas:,} distinct agents; "
           f"{data.stat().st_size / 1e6:.0f} MB; {platform.machine()}, Python "
-          f"{platform.python_version()}")  # fmt: skip
+          f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     results: dict[str, list[float]] = {"off": [], "on": []}
     for run in range(args.repeat):
         for mode in ("off", "on"):
@@ -144,6 +146,7 @@ def main() -> None:
                   f"{r['accepted'] / r['seconds']:>9,.0f} events/s, ivt {r['ivt']:,}, "
                   f"country {r['with_country']:,}, device {r['with_device']:,}")  # fmt: skip
             db.unlink()
+    shutil.rmtree(work)
     off, on = min(results["off"]), min(results["on"])
     print(f"best of {args.repeat}: off {off:.2f} s, on {on:.2f} s, "
           f"enrichment adds {100 * (on - off) / off:.0f} % (target <= 40 %)")  # fmt: skip
