@@ -355,3 +355,31 @@ def test_a_wrong_database_path_is_one_plain_line_and_exit_2(
 def test_datacenter_asns_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADVX_IVT_DATACENTER_ASNS", "AS15169, 16509")
     assert load_settings().ivt_datacenter_asns == (15169, 16509)
+
+
+def test_real_openrtb_requests_get_device_from_their_agent(
+    tmp_path: Path, geo_settings: Settings, testdata: Path
+) -> None:
+    from advertisex.enrich.useragent import classify
+
+    rtb = testdata / "iab-openrtb"
+    paths = sorted((rtb / "openrtb-2.6-spec-examples/request").glob("*.json")) + sorted(
+        (rtb / "openrtb3-converter/master/request").glob("*_25.json")
+    )
+    first: dict[str, str | None] = {}
+    for p in paths:
+        doc = json.loads(p.read_bytes())
+        first.setdefault(doc["id"], (doc.get("device") or {}).get("ua"))
+    with Store.open(geo_settings) as store:
+        report = ingest(store, geo_settings, *paths, source="bid_requests")
+        assert report.files_failed == []
+        got = by_id(store, "bid_requests", "user_agent, device_type, browser, ip_country")
+    assert set(got) == set(first)
+    with_agent = 0
+    for event_id, ua in first.items():
+        stored_ua, device_type, browser, _ = got[event_id]
+        assert stored_ua == ua
+        if ua:
+            with_agent += 1
+            assert (device_type, browser) == classify(ua)[0:3:2], ua
+    assert with_agent >= 2
