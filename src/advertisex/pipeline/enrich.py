@@ -1,9 +1,10 @@
 """Enrich: geo, device, domain, dimensions and row-level invalid-traffic flags for a batch.
 
 The standardized batch is materialized by the runner; its distinct IPs, user agents and
-sites are looked up once each (Python, cached across batches), the answers registered as
-small Arrow tables and joined back in one DuckDB query. The creatives dimension is joined
-by name. Rules that need other events run after the load (`enrich/ivt.py`).
+sites are looked up once each (Python, cached across batches; IPv4 by a range join in
+DuckDB once that is cheaper), the answers registered as small Arrow tables and written
+into the batch by a few UPDATEs. The creatives dimension is joined by name. Rules that
+need other events run after the load (`enrich/ivt.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from advertisex.schemas.sources import Source
 _uid = itertools.count()
 
 
-def enrich_sql(
+def enrich_statements(
     source: Source,
     relation: str,
     *,
@@ -34,83 +35,86 @@ def enrich_sql(
     ua: str | None,
     sites: str | None,
     dims: str,
-    countries: str | None = None,
+    countries: str | None,
     datacenter_asns: tuple[int, ...],
     flag_missing_ua: bool,
     flag_missing_ip: bool,
-) -> str:
-    """SELECT with the batch's columns, the enrichment columns filled.
+) -> list[str]:
+    """UPDATEs that fill the enrichment columns of the materialized batch `relation`.
 
     `geo`, `ua`, `sites` name the lookup relations or subqueries (None: that lookup is off);
     `dims` is the creatives table; `countries` maps alpha-3 codes an event may carry to
     alpha-2. The flags say whether this batch's rows normally carry a user agent / IP.
+    Each UPDATE writes only its own columns of the rows it has an answer for (measured
+    cheaper than re-materializing the batch with joins); the IVT reason comes last, from the
+    columns the others filled.
     """
     names = {c.name for c in source.columns}
-    joins: list[str] = []
-    rep: dict[str, str] = {}
-    ivt: list[tuple[str, IvtReason]] = []
-    own = "NULL"
-    if "country" in names:
-        own = "b.country"
-        if countries:
-            joins.append(f"LEFT JOIN {countries} cc ON cc.alpha3 = b.country")
-            own = rep["country"] = "coalesce(cc.alpha2, b.country)"
+    t = f"UPDATE {relation} AS b"
+    out = []
+    if countries and "country" in names:
+        out.append(f"{t} SET country = cc.alpha2 FROM {countries} cc WHERE cc.alpha3 = b.country")
     if geo and "ip" in names:
-        joins.append(f"LEFT JOIN {geo} g ON g.ip = b.ip")
-        rep["country"] = f"coalesce({own}, g.ip_country)"
-        for col in ("ip_country", "region", "city", "continent", "asn", "as_org"):
-            rep[col] = f"g.{col}"
-        if datacenter_asns:
-            asns = ", ".join(str(int(a)) for a in datacenter_asns)
-            ivt.append((f"g.asn IN ({asns})", IvtReason.DATACENTER_IP))
+        cols = ("ip_country", "region", "city", "continent", "asn", "as_org")
+        sets = ", ".join(f"{c} = g.{c}" for c in cols)
+        out.append(
+            f"{t} SET {sets}, country = coalesce(b.country, g.ip_country) FROM {geo} g "
+            "WHERE g.ip = b.ip AND (g.ip_country IS NOT NULL OR g.asn IS NOT NULL)"
+        )
     if ua and "user_agent" in names:
-        joins.append(f"LEFT JOIN {ua} u ON u.user_agent = b.user_agent")
-        rep.update(device_type="u.device_type", os="u.os", browser="u.browser")
-        ivt.insert(0, ("u.is_bot", IvtReason.BOT_USER_AGENT))
-        if flag_missing_ua:
-            ivt.append(("b.user_agent IS NULL", IvtReason.MISSING_USER_AGENT))
-    if "ip" in names and flag_missing_ip:
-        ivt.append(("b.ip IS NULL", IvtReason.MISSING_IP))
+        out.append(
+            f"{t} SET device_type = u.device_type, os = u.os, browser = u.browser "
+            f"FROM {ua} u WHERE u.user_agent = b.user_agent"
+        )
     if sites and "site" in names:
-        joins.append(f"LEFT JOIN {sites} s ON s.site = b.site")
-        rep["site"] = "coalesce(s.domain, b.site)"
+        out.append(
+            f"{t} SET site = s.domain FROM {sites} s WHERE s.site = b.site AND s.domain <> b.site"
+        )
 
     # Dimensions: creative -> campaign -> advertiser. Flags only once a dimension is loaded.
-    loaded = f"(SELECT count(*) > 0 FROM {dims})"
-    campaign = "b.campaign_id" if "campaign_id" in names else None
-    issues: list[str] = []
+    has_campaign = "campaign_id" in names
+    loaded = f"EXISTS (SELECT 1 FROM {dims})"
     if "creative_id" in names:
-        joins.append(f"LEFT JOIN {dims} d ON d.creative_id = b.creative_id")
-        issues.append(
-            f"WHEN b.creative_id IS NOT NULL AND d.creative_id IS NULL AND {loaded} "
-            "THEN 'unknown_creative'"
+        campaign = "campaign_id = coalesce(b.campaign_id, d.campaign_id), " if has_campaign else ""
+        out.append(
+            f"{t} SET {campaign}advertiser_id = d.advertiser_id "
+            f"FROM {dims} d WHERE d.creative_id = b.creative_id"
         )
-        campaign = f"coalesce({campaign}, d.campaign_id)" if campaign else "d.campaign_id"
-        if "campaign_id" in names:
-            rep["campaign_id"] = campaign
-    if campaign:
-        joins.append(
-            f"LEFT JOIN (SELECT campaign_id, any_value(advertiser_id) AS advertiser_id "
-            f"FROM {dims} GROUP BY ALL) cp ON cp.campaign_id = {campaign}"
+        out.append(
+            f"{t} SET dim_issue = 'unknown_creative' WHERE b._reason IS NULL "
+            f"AND b.creative_id IS NOT NULL AND {loaded} "
+            f"AND NOT EXISTS (SELECT 1 FROM {dims} d WHERE d.creative_id = b.creative_id)"
         )
-        issues.append(
-            f"WHEN {campaign} IS NOT NULL AND cp.campaign_id IS NULL AND {loaded} "
-            "THEN 'unknown_campaign'"
+    if has_campaign:
+        campaigns = (
+            f"(SELECT campaign_id, any_value(advertiser_id) AS advertiser_id FROM {dims} "
+            "GROUP BY ALL)"
         )
-        rep["advertiser_id"] = (
-            "coalesce(d.advertiser_id, cp.advertiser_id)"
-            if "creative_id" in names
-            else "cp.advertiser_id"
+        out.append(
+            f"{t} SET advertiser_id = cp.advertiser_id FROM {campaigns} cp "
+            "WHERE cp.campaign_id = b.campaign_id AND b.advertiser_id IS NULL"
         )
-    if issues:
-        rep["dim_issue"] = "CASE " + " ".join(issues) + " END"
+        out.append(
+            f"{t} SET dim_issue = 'unknown_campaign' WHERE b._reason IS NULL "
+            f"AND b.dim_issue IS NULL AND b.campaign_id IS NOT NULL AND {loaded} "
+            f"AND NOT EXISTS (SELECT 1 FROM {dims} d WHERE d.campaign_id = b.campaign_id)"
+        )
+
+    ivt: list[tuple[str, IvtReason]] = []
+    if ua and "user_agent" in names:
+        ivt.append(("b.device_type = 'bot'", IvtReason.BOT_USER_AGENT))
+    if geo and "ip" in names and datacenter_asns:
+        asns = ", ".join(str(int(a)) for a in datacenter_asns)
+        ivt.append((f"b.asn IN ({asns})", IvtReason.DATACENTER_IP))
+    if "user_agent" in names and flag_missing_ua:
+        ivt.append(("b.user_agent IS NULL", IvtReason.MISSING_USER_AGENT))
+    if "ip" in names and flag_missing_ip:
+        ivt.append(("b.ip IS NULL", IvtReason.MISSING_IP))
     if ivt:
         whens = " ".join(f"WHEN {cond} THEN '{reason}'" for cond, reason in ivt)
-        rep["ivt_reason"] = f"CASE WHEN b._reason IS NOT NULL THEN NULL {whens} END"
-    if not rep:
-        return f"SELECT * FROM {relation}"
-    replace = ", ".join(f"{expr} AS {col}" for col, expr in rep.items())
-    return f"SELECT b.* REPLACE ({replace}) FROM {relation} b {' '.join(joins)}"
+        any_of = " OR ".join(cond for cond, _ in ivt)
+        out.append(f"{t} SET ivt_reason = CASE {whens} END WHERE b._reason IS NULL AND ({any_of})")
+    return out
 
 
 class Enricher:
@@ -130,7 +134,7 @@ class Enricher:
             self.geo.close()
 
     def enrich(self, con: duckdb.DuckDBPyConnection, relation: str, source: Source) -> None:
-        """Replace the materialized batch `relation` by its enriched version."""
+        """Fill the enrichment columns of the materialized batch `relation`, in place."""
         if not self.enabled:
             return
         names = {c.name for c in source.columns}
@@ -140,7 +144,7 @@ class Enricher:
             say_no_geo_db()
         n = next(_uid)
         views: list[str] = []
-        kw: dict[str, Any] = {"geo": None, "ua": None, "sites": None}
+        kw: dict[str, Any] = {"geo": None, "ua": None, "sites": None, "countries": None}
         valid = f"FROM {relation} WHERE _reason IS NULL"
 
         def distinct(col: str) -> Any:
@@ -192,7 +196,7 @@ class Enricher:
                 if self._countries_on is not con:
                     con.register("_advx_countries", alpha3_to_alpha2())
                     self._countries_on = con
-            sql = enrich_sql(
+            for sql in enrich_statements(
                 source,
                 relation,
                 dims="creatives",
@@ -200,11 +204,8 @@ class Enricher:
                 flag_missing_ua=with_ua / max(rows, 1) >= share,
                 flag_missing_ip=with_ip / max(rows, 1) >= share,
                 **kw,
-            )
-            tmp = f"{relation}_enriched"
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {tmp} AS {sql}")
-            con.execute(f"DROP TABLE {relation}")
-            con.execute(f"ALTER TABLE {tmp} RENAME TO {relation}")
+            ):
+                con.execute(sql)
         finally:
             for name in views:
                 con.unregister(name)

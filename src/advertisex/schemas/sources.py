@@ -58,6 +58,8 @@ ENRICHED = (
     "ip_country", "region", "city", "continent", "asn", "as_org", "os", "browser",
     "advertiser_id", "dim_issue",
 )  # fmt: skip
+# Their SQL types where not VARCHAR.
+ENRICHED_TYPES = {"asn": "BIGINT"}
 
 # Amounts stored as integer micros, under <name>_micros.
 MONEY = frozenset({"price", "value", "bid_floor", "bid_amount", "win_price"})

@@ -12,7 +12,7 @@ import duckdb
 
 from advertisex.config import Settings
 from advertisex.errors import ConfigError, StoreError
-from advertisex.schemas.sources import ENRICHED, SOURCES, Source
+from advertisex.schemas.sources import ENRICHED, ENRICHED_TYPES, SOURCES, Source
 
 SCHEMA_VERSION = 3
 
@@ -32,8 +32,8 @@ def column_type(name: str) -> str:
         return "BIGINT"
     if name == "won":
         return "BOOLEAN"
-    if name == "asn":
-        return "BIGINT"
+    if name in ENRICHED_TYPES:
+        return ENRICHED_TYPES[name]
     return "VARCHAR"
 
 
