@@ -35,7 +35,7 @@ _RANGE = [("lo", pa.int64()), ("hi", pa.int64())]
 GEO_RANGES = pa.schema(_RANGE + _FIELDS)
 ASN_RANGES = pa.schema(_RANGE + _FIELDS[4:])
 # Distinct IPs remembered between batches; beyond this the cache starts again.
-_CACHE_LIMIT = 2_000_000
+_CACHE_LIMIT = 500_000  # about 150 MB of answers
 _told_no_db = False
 
 
