@@ -175,9 +175,10 @@ class Enricher:
                 parts = []
                 if self.geo.prefer_ranges(int(n_ips)):
                     # IPv4 by range join over the distinct addresses, IPv6 one by one.
+                    # Parsed after DISTINCT: once per address, not per row.
                     ips = (
-                        f"(SELECT DISTINCT ip, advx_ipv4(ip) AS v4 {valid} "
-                        "AND ip IS NOT NULL AND NOT contains(ip, ':'))"
+                        f"(SELECT ip, advx_ipv4(ip) AS v4 FROM (SELECT DISTINCT ip {valid} "
+                        "AND ip IS NOT NULL AND NOT contains(ip, ':')))"
                     )
                     parts.append(ranges_sql(ips, *self._range_views(con)))
                     each = pa.array(ipv6 or [], pa.string())
