@@ -607,6 +607,32 @@ def alerts(
         ]
     _emit(rows, output, title="alerts")
 
+# -- enrichment (issue 3) -----------------------------------------------------------------
+
+
+@app.command()
+@plain_errors
+def enrichment(
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    output: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """What enrichment found: geo/device coverage, invalid traffic by reason, unknown
+    creatives and campaigns, events whose country disagrees with their IP's."""
+    from advertisex.enrich.summary import enrichment_summary
+    from advertisex.store import Store
+
+    if output not in ("table", "json"):
+        raise ConfigError(f"--format {output!r} is unknown; use table or json")
+    with Store.open(_settings(db, config), read_only=True) as store:
+        rows = enrichment_summary(store.con)
+    if output == "table":
+        for row in rows:
+            row["ivt_by_reason"] = (
+                ", ".join(f"{k} {v:,}" for k, v in row["ivt_by_reason"].items()) or "-"
+            )
+    _emit(rows, output, title="enrichment")
+
 
 def main() -> None:
     app()

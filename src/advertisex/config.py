@@ -25,6 +25,13 @@ DEFAULT_CONVERSION_TYPES = (
     "download",
 )
 
+# Cloud and hosting providers: Google, Google Cloud, Amazon (2), Microsoft, DigitalOcean,
+# OVH, Hetzner, Linode, Vultr, Oracle, Alibaba, Tencent, Choopa, Leaseweb, Scaleway.
+DEFAULT_DATACENTER_ASNS = (
+    15169, 396982, 16509, 14618, 8075, 14061, 16276, 24940, 63949, 20473, 31898, 45102, 132203,
+    46407, 60781, 12876,
+)  # fmt: skip
+
 
 class Settings(BaseSettings):
     """Everything configurable. Built once by `load_settings`, then passed down."""
@@ -136,6 +143,31 @@ class Settings(BaseSettings):
     # Batch ingest: write a node_exporter textfile-collector file and/or push to a Pushgateway.
     metrics_file: Path | None = None
     pushgateway_url: str | None = None
+
+    # -- enrichment (issue 3): geo, device, invalid traffic, dimensions ------------------------
+    enrich_enabled: bool = True  # off: the enrichment columns stay NULL (benchmark baseline)
+    # MaxMind GeoLite2/GeoIP2 City or Country database; none: geo stays empty.
+    geoip_db: Path | None = None
+    # MaxMind GeoLite2-ASN (or ISP) database: ASN and organisation, data-centre detection.
+    geoip_asn_db: Path | None = None
+    # Hosting / cloud networks whose traffic is not human (Google, Amazon, Microsoft, ...).
+    ivt_datacenter_asns: Annotated[tuple[int, ...], NoDecode] = DEFAULT_DATACENTER_ASNS
+    # A click less than this many seconds after its impression is flagged fast_click.
+    ivt_fast_click_seconds: float = Field(default=1.0, ge=0)
+    # More clicks than this by one user in one minute: all of that minute's clicks are a flood.
+    ivt_click_flood_per_minute: int = Field(default=10, ge=1)
+    # A batch where at least this share of rows has a user agent (IP) expects one on every
+    # row: rows without are flagged missing_user_agent (missing_ip).
+    ivt_missing_share: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("ivt_datacenter_asns", mode="before")
+    @classmethod
+    def _split_asns(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return tuple(
+                int(s.strip().upper().removeprefix("AS")) for s in v.split(",") if s.strip()
+            )
+        return v
 
     @field_validator("conversion_types", mode="before")
     @classmethod

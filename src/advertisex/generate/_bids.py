@@ -237,8 +237,9 @@ def _records(rng: np.random.Generator, bids: Bids, catalog: Catalog) -> pl.DataF
             "host": catalog.hosts.gather(bids.host),
             "section": section,
             "article": rng.integers(10_000, 1_000_000, n),
-            "ua": catalog.user_ua.gather(bids.user),
-            "ip": catalog.user_ip.gather(bids.user),
+            # Avro wants a string: a missing agent or IP (see _ivt.py) is sent empty.
+            "ua": catalog.user_ua.gather(bids.user).fill_null(""),
+            "ip": catalog.user_ip.gather(bids.user).fill_null(""),
             "country": country3,
             "user_id": catalog.user_ids[bids.user],
             "bid": bids.bid,

@@ -22,6 +22,7 @@ from advertisex.generate._faults import (
 )
 from advertisex.generate._ids import IdKind, uuids
 from advertisex.generate._impressions import Impressions
+from advertisex.generate._ivt import inject_clicks
 from advertisex.generate._layout import (
     DUPLICATE,
     VALID,
@@ -101,6 +102,7 @@ def draw_events(
     imps: Impressions,
     window: Window,
     total: int | None,
+    ivt_rng: np.random.Generator | None = None,
 ) -> Events:
     """Clicks on real earlier impressions (within 24 h), conversions on real earlier clicks.
 
@@ -119,6 +121,8 @@ def draw_events(
         source = _weighted_pick(rng, eligible, ctr, round(total / (1 + mean_cvr)))
     delay = np.rint(rng.lognormal(np.log(25.0), 1.3, len(source))).astype(np.int64)
     click_ts = imps.ts[source] + np.clip(delay, 1, np.minimum(DAY - 1, end - 1 - imps.ts[source]))
+    if ivt_rng is not None:
+        source, click_ts = inject_clicks(ivt_rng, imps, source, click_ts, end)
     order = np.argsort(click_ts, kind="stable")
     source, click_ts = source[order], click_ts[order]
     click_campaign = imps.campaign[source]

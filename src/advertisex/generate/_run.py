@@ -16,6 +16,7 @@ from advertisex.generate._catalog import build_catalog
 from advertisex.generate._clicks import CLICK, attribution, draw_events, write_events
 from advertisex.generate._clock import Window
 from advertisex.generate._impressions import draw_impressions, write_impressions
+from advertisex.generate._ivt import adjust_users, ivt_truth
 from advertisex.generate._output import Sink
 
 # Folders under data/ and the prefix of the files this generator owns in each.
@@ -77,9 +78,9 @@ def generate(
         # One stream per part, so turning faults off leaves the clean data unchanged.
         return np.random.default_rng([seed, part])
 
-    catalog = build_catalog(stream(1), impressions, start.year)
+    catalog, ivt_users = adjust_users(stream(8), build_catalog(stream(1), impressions, start.year))
     imps = draw_impressions(stream(2), catalog, window, impressions)
-    events = draw_events(stream(3), catalog, imps, window, clicks)
+    events = draw_events(stream(3), catalog, imps, window, clicks, stream(9))
     auctions = impressions // 2 if bid_requests is None else bid_requests
     bids = draw_bids(stream(4), catalog, imps, window, auctions)
     planned: list[_incidents.Incident] = []
@@ -127,6 +128,8 @@ def generate(
             str(campaign_id): {metric: int(counts[c]) for metric, counts in per_campaign.items()}
             for c, campaign_id in enumerate(catalog.campaign_ids)
         },
+        # Stored events of each invalid-traffic kind the generator put in (see _ivt.py).
+        "ivt": ivt_truth(ivt_users, imps, seen, events, CLICK),
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
     return truth

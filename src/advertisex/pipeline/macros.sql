@@ -31,3 +31,12 @@ CREATE OR REPLACE TEMP MACRO advx_domain(s) AS nullif(rtrim(
 -- infinities, beyond BIGINT): validate rejects those rows, this only keeps them from failing.
 CREATE OR REPLACE TEMP MACRO advx_micros(x) AS
   CASE WHEN isfinite(x) AND abs(x) < 9e12 THEN CAST(round(x * 1000000) AS BIGINT) END;
+
+-- An IPv4 address in dotted form as its 32-bit number; NULL for anything else (IPv6, junk).
+CREATE OR REPLACE TEMP MACRO advx_ipv4(s) AS
+  CASE WHEN regexp_full_match(s, '[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}') THEN
+    try_cast(split_part(s, '.', 1) AS UTINYINT)::BIGINT * 16777216
+    + try_cast(split_part(s, '.', 2) AS UTINYINT)::BIGINT * 65536
+    + try_cast(split_part(s, '.', 3) AS UTINYINT)::BIGINT * 256
+    + try_cast(split_part(s, '.', 4) AS UTINYINT)::BIGINT
+  END;

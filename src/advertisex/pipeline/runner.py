@@ -26,6 +26,7 @@ import pyarrow as pa
 from advertisex.config import Settings
 from advertisex.errors import InputError
 from advertisex.formats import Decoded, decode
+from advertisex.pipeline.enrich import Enricher
 from advertisex.pipeline.extract import extract_sql, raw_sql
 from advertisex.pipeline.route import route
 from advertisex.pipeline.standardize import standardize_sql
@@ -37,6 +38,8 @@ from advertisex.sources.files import FileInput, read_file_batches, sniff_file
 from advertisex.store import Store, one
 
 _uid = itertools.count()
+# Named in the INSERT: a migrated store has its newer columns after these.
+_BOOKKEEPING = "source_uri, source_record, source_offset, batch_id, ingested_at"
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class Runner:
         self.store = store
         self.settings = settings
         self.con = store.con
+        self.enricher = Enricher(settings)
 
     # -- files -----------------------------------------------------------------------------
 
@@ -297,6 +301,7 @@ class Runner:
         assert row is not None
         batch_id = int(row[0])
         con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
+        self.enricher.enrich(con, "_advx_batch", source)
         lo, hi = one(
             con, "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
         ) or (None, None)
@@ -315,7 +320,7 @@ class Runner:
             inserted = one(
                 con,
                 f"""
-                INSERT INTO {source.table}
+                INSERT INTO {source.table} ({col_list}, {_BOOKKEEPING})
                 SELECT {col_list}, ?, _record, _offset, ?, ?
                 FROM _advx_batch b
                 ANTI JOIN (SELECT event_id FROM {source.table}
@@ -326,6 +331,7 @@ class Runner:
                 [batch.uri, batch_id, now, lo - window, hi + window],
             )
             con.execute("DROP TABLE _advx_dups")
+            self.enricher.after_load(con, source, lo, hi)
             counts.accepted = int(inserted[0]) if inserted else 0
         by_reason = con.execute(
             f"""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from advertisex.schemas.sources import ENRICHED, MONEY, Source
+from advertisex.schemas.sources import ENRICHED, ENRICHED_TYPES, MONEY, Source
 
 
 def _key_part(expr: str) -> str:
@@ -53,7 +53,7 @@ def standardize_sql(source: Source, relation: str, ingest_time_sql: str) -> str:
         else:
             cols.append(f"c_{n} AS {n}")
     own = {c.name for c in source.columns}
-    cols += [f"NULL::VARCHAR AS {n}" for n in ENRICHED if n not in own]
+    cols += [f"NULL::{ENRICHED_TYPES.get(n, 'VARCHAR')} AS {n}" for n in ENRICHED if n not in own]
     return f"""
 SELECT _record, _offset, _reason, _field, _detail, {", ".join(cols)}
 FROM {relation}"""

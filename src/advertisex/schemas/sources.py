@@ -49,8 +49,17 @@ class Source:
 
 
 # Columns the enrich stage fills on every event table (NULL until it has an answer). An
-# event that carries one of its own (a bid request's country) keeps it.
-ENRICHED = ("country", "device_type", "ivt_reason")
+# event that carries one of its own (a bid request's country) keeps it. `country`,
+# `device_type` and `ivt_reason` are the contract others read; `ip_country` is the IP's own
+# answer (it differs from `country` when the event said otherwise); `dim_issue` is
+# unknown_creative or unknown_campaign.
+ENRICHED = (
+    "country", "device_type", "ivt_reason",
+    "ip_country", "region", "city", "continent", "asn", "as_org", "os", "browser",
+    "advertiser_id", "dim_issue",
+)  # fmt: skip
+# Their SQL types where not VARCHAR.
+ENRICHED_TYPES = {"asn": "BIGINT"}
 
 # Amounts stored as integer micros, under <name>_micros.
 MONEY = frozenset({"price", "value", "bid_floor", "bid_amount", "win_price"})

@@ -12,9 +12,9 @@ import duckdb
 
 from advertisex.config import Settings
 from advertisex.errors import ConfigError, StoreError
-from advertisex.schemas.sources import ENRICHED, SOURCES, Source
+from advertisex.schemas.sources import ENRICHED, ENRICHED_TYPES, SOURCES, Source
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _BOOKKEEPING = (
     ("source_uri", "VARCHAR"),
@@ -32,6 +32,8 @@ def column_type(name: str) -> str:
         return "BIGINT"
     if name == "won":
         return "BOOLEAN"
+    if name in ENRICHED_TYPES:
+        return ENRICHED_TYPES[name]
     return "VARCHAR"
 
 
@@ -90,10 +92,11 @@ class Store:
             self.con.execute(ddl)
             for source in SOURCES.values():
                 self.con.execute(_events_ddl(source))
-                # Version 2 added the enrichment columns to stores made by version 1.
+                # Versions 2 and 3 added the enrichment columns to older stores.
                 for name in ENRICHED:
                     self.con.execute(
-                        f"ALTER TABLE {source.table} ADD COLUMN IF NOT EXISTS {name} VARCHAR"
+                        f"ALTER TABLE {source.table} ADD COLUMN IF NOT EXISTS {name} "
+                        f"{column_type(name)}"
                     )
             row = one(self.con, "SELECT max(version) FROM schema_version")
             if row is None or row[0] is None or row[0] < SCHEMA_VERSION:

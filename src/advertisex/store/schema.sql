@@ -99,3 +99,15 @@ CREATE TABLE IF NOT EXISTS alerts (
   resolved_at  TIMESTAMP,
   updated_at   TIMESTAMP NOT NULL
 );
+
+-- Every version of every creative, by load time (`creatives` holds the latest). Enrichment
+-- stamps events with the version in force when they were ingested.
+CREATE TABLE IF NOT EXISTS creative_versions (
+  creative_id     VARCHAR NOT NULL,
+  campaign_id     VARCHAR NOT NULL,
+  advertiser_id   VARCHAR,
+  creative_name   VARCHAR,
+  campaign_name   VARCHAR,
+  advertiser_name VARCHAR,
+  loaded_at       TIMESTAMP NOT NULL
+);

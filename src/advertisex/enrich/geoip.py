@@ -1,0 +1,215 @@
+"""Geo from IP: MaxMind .mmdb databases read with `maxminddb`.
+
+Two ways to answer, same answers. A batch's distinct IPs are looked up one by one (C
+extension, cached across batches) until the lookups made would have paid for flattening the
+database: then its IPv4 networks become a sorted Arrow table of ranges, cached for the
+process, and IPv4 addresses are matched in DuckDB by a range (ASOF) join, vectorized. IPv6
+and anything that is not a dotted IPv4 address always take the per-IP path (which also
+knows MaxMind's IPv4-mapped, IPv4-compatible and 6to4 aliases).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import maxminddb
+import pyarrow as pa
+
+from advertisex.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_FIELDS = [
+    ("ip_country", pa.string()),
+    ("region", pa.string()),
+    ("city", pa.string()),
+    ("continent", pa.string()),
+    ("asn", pa.int64()),
+    ("as_org", pa.string()),
+]
+GEO_SCHEMA = pa.schema([("ip", pa.string()), *_FIELDS])
+_RANGE = [("lo", pa.int64()), ("hi", pa.int64())]
+GEO_RANGES = pa.schema(_RANGE + _FIELDS)
+ASN_RANGES = pa.schema(_RANGE + _FIELDS[4:])
+# Distinct IPs remembered between batches; beyond this the cache starts again.
+_CACHE_LIMIT = 500_000  # about 150 MB of answers
+_told_no_db = False
+
+
+def _open(path: Path, setting: str) -> maxminddb.Reader:
+    try:
+        return maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"GeoIP database {path} does not exist; fix {setting} (ADVX_{setting.upper()})"
+        ) from None
+    except (maxminddb.InvalidDatabaseError, ValueError, OSError) as e:
+        raise ConfigError(
+            f"cannot read GeoIP database {path}: {e}; point {setting} at a MaxMind .mmdb file"
+        ) from None
+
+
+def _geo_fields(rec: Any) -> tuple[Any, ...]:
+    """(country, region, city, continent, asn, as_org) of a City/Country/Enterprise record."""
+    if not isinstance(rec, dict):
+        return (None,) * 6
+    subs = rec.get("subdivisions") or [{}]
+    return (
+        (rec.get("country") or {}).get("iso_code"),
+        subs[0].get("iso_code"),
+        ((rec.get("city") or {}).get("names") or {}).get("en"),
+        (rec.get("continent") or {}).get("code"),
+        rec.get("autonomous_system_number"),  # Enterprise / ISP databases have them too
+        rec.get("autonomous_system_organization"),
+    )
+
+
+def _asn_fields(rec: Any) -> tuple[Any, ...]:
+    if not isinstance(rec, dict):
+        return (None, None)
+    return (rec.get("autonomous_system_number"), rec.get("autonomous_system_organization"))
+
+
+class GeoIP:
+    """Country, region, city, continent (City or Country database) and ASN (ASN database).
+
+    Either database may be absent; with neither, every answer is empty and one log line
+    says how to add one. A corrupt database fails as a ConfigError, never a crash.
+    """
+
+    def __init__(self, geo_db: Path | None, asn_db: Path | None) -> None:
+        self._geo = _open(geo_db, "geoip_db") if geo_db else None
+        self._asn = _open(asn_db, "geoip_asn_db") if asn_db else None
+        self._paths = (geo_db, asn_db)
+        self._cache: dict[str, tuple[Any, ...]] = {}
+        self._looked_up = 0
+        self._ranges: tuple[pa.Table | None, pa.Table | None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._geo is not None or self._asn is not None
+
+    def close(self) -> None:
+        for reader in (self._geo, self._asn):
+            if reader is not None:
+                reader.close()
+
+    # -- one IP at a time ------------------------------------------------------------------
+
+    def lookup(self, ips: pa.Array | pa.ChunkedArray) -> pa.Table:
+        """One row per distinct IP in `ips` (text): the IP and what the databases know."""
+        if not self.enabled:
+            say_no_geo_db()
+            return GEO_SCHEMA.empty_table()
+        values = ips.to_pylist()
+        cache = self._cache
+        if len(cache) + len(values) > _CACHE_LIMIT:
+            cache.clear()
+        self._looked_up += len(values)
+        rows = []
+        for ip in values:
+            hit = cache.get(ip)
+            if hit is None:
+                hit = cache[ip] = self._one(ip)
+            rows.append(hit)
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 6
+        return pa.Table.from_arrays(
+            [pa.array(values, pa.string())]
+            + [pa.array(c, t) for c, (_, t) in zip(cols, _FIELDS, strict=True)],
+            schema=GEO_SCHEMA,
+        )
+
+    def _one(self, ip: str) -> tuple[Any, ...]:
+        geo = _geo_fields(self._get(0, ip))
+        asn = _asn_fields(self._get(1, ip))
+        return (*geo[:4], asn[0] if asn[0] is not None else geo[4], asn[1] or geo[5])
+
+    def _get(self, which: int, ip: str) -> Any:
+        reader = (self._geo, self._asn)[which]
+        if reader is None:
+            return None
+        try:
+            return reader.get(ip)
+        except ValueError:
+            return None  # not an address ("123.145.167.1.3.2"), or IPv6 in an IPv4-only DB
+        except maxminddb.InvalidDatabaseError as e:
+            raise ConfigError(
+                f"GeoIP database {self._paths[which]} is corrupt ({e}); replace the .mmdb file"
+            ) from None
+
+    # -- IPv4 as ranges --------------------------------------------------------------------
+
+    def prefer_ranges(self, distinct_ipv4: int) -> bool:
+        """Whether to answer this batch's IPv4 addresses by range join (flattening if needed).
+
+        Flattening walks every network once; it is chosen when the per-IP lookups made so
+        far plus this batch's would cost as much, so neither path costs more than twice
+        the better one.
+        """
+        if self._ranges is not None:
+            return True
+        nodes = sum(r.metadata().node_count for r in (self._geo, self._asn) if r is not None)
+        return self._looked_up + distinct_ipv4 >= nodes
+
+    def ranges(self) -> tuple[pa.Table | None, pa.Table | None]:
+        """The IPv4 networks of each database as (lo, hi, fields...), sorted by lo."""
+        if self._ranges is None:
+            geo = self._flatten(0, _geo_fields, GEO_RANGES) if self._geo else None
+            asn = self._flatten(1, _asn_fields, ASN_RANGES) if self._asn else None
+            self._ranges = (geo, asn)
+        return self._ranges
+
+    def _flatten(self, which: int, fields: Any, schema: pa.Schema) -> pa.Table:
+        rows = [(lo, hi, *fields(rec)) for lo, hi, rec in self._networks(which) if rec is not None]
+        cols = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+        table = pa.Table.from_arrays(
+            [pa.array(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
+        )
+        return table.sort_by("lo")
+
+    def _networks(self, which: int) -> Iterator[tuple[int, int, Any]]:
+        reader = (self._geo, self._asn)[which]
+        assert reader is not None
+        try:
+            for network, record in reader:
+                if network.version == 4:
+                    yield int(network.network_address), int(network.broadcast_address), record
+        except maxminddb.InvalidDatabaseError as e:
+            raise ConfigError(
+                f"GeoIP database {self._paths[which]} is corrupt ({e}); replace the .mmdb file"
+            ) from None
+
+
+def ranges_sql(ips: str, geo: str | None, asn: str | None) -> str:
+    """Geo answers for the addresses of `ips` (ip, v4 its IPv4 number) by ASOF joins on the
+    flattened City/Country (`geo`) and ASN (`asn`) range tables; past a range's end: none."""
+    joins = []
+    if geo:
+        joins.append(f"ASOF LEFT JOIN {geo} gr ON d.v4 >= gr.lo")
+    if asn:
+        joins.append(f"ASOF LEFT JOIN {asn} ar ON d.v4 >= ar.lo")
+    cols = []
+    for name, t in _FIELDS:
+        parts = []
+        if asn and name in ("asn", "as_org"):
+            parts.append(f"CASE WHEN d.v4 <= ar.hi THEN ar.{name} END")
+        if geo:
+            parts.append(f"CASE WHEN d.v4 <= gr.hi THEN gr.{name} END")
+        typed = "BIGINT" if t == pa.int64() else "VARCHAR"
+        cols.append(f"coalesce({', '.join(parts) or 'NULL'})::{typed} AS {name}")
+    return f"SELECT d.ip, {', '.join(cols)} FROM {ips} d {' '.join(joins)}"
+
+
+def say_no_geo_db() -> None:
+    """Once per process: geo is off, and how to turn it on."""
+    global _told_no_db
+    if not _told_no_db:
+        _told_no_db = True
+        log.warning(
+            "geo enrichment is off: no GeoIP database configured; set ADVX_GEOIP_DB (geoip_db in "
+            "advertisex.toml) to a GeoLite2-City or -Country .mmdb file, and ADVX_GEOIP_ASN_DB "
+            "to a GeoLite2-ASN .mmdb for data-centre detection"
+        )
