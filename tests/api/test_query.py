@@ -299,3 +299,22 @@ def test_serve_runs_the_checks_on_its_timer_and_alerts_show(tmp_path: Path) -> N
             time.sleep(0.1)
         assert alerts, "serve's timer should have opened a freshness alert"
         assert alerts[0]["state"] in ("pending", "firing")
+
+
+def test_serve_kafka_has_no_store_to_query_and_says_so(tmp_path: Path) -> None:
+    from confluent_kafka import Producer
+
+    holder = Producer({"test.mock.num.brokers": 1, "log_level": 0})  # librdkafka's mock cluster
+    brokers = ",".join(
+        f"{b.host}:{b.port}" for b in holder.list_topics(timeout=10).brokers.values()
+    )
+    settings = load_settings(db=tmp_path / "unused.duckdb")
+    try:
+        with collector(settings, kafka=brokers) as (url, _app):
+            r = HTTP.get(url + "/api/v1/campaigns")
+            assert r.status_code == 503
+            assert "serve --kafka" in r.json()["error"]
+            assert HTTP.get(url + "/api/v1/ready").status_code == 503
+            assert HTTP.get(url + "/api/v1/health").status_code == 200
+    finally:
+        holder.flush(5)

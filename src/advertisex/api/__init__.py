@@ -1,4 +1,4 @@
-"""The ASGI app: collector routes and trackers (query routes and dashboard join later)."""
+"""The ASGI app: collector routes and trackers, query API, dashboard, /metrics."""
 
 from advertisex.api.app import create_app, serve
 
