@@ -607,6 +607,7 @@ def alerts(
         ]
     _emit(rows, output, title="alerts")
 
+
 # -- enrichment (issue 3) -----------------------------------------------------------------
 
 
