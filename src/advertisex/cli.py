@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,6 +31,9 @@ from rich.table import Table
 from advertisex.config import Settings, load_settings
 from advertisex.errors import AdvertisexError, ConfigError
 from advertisex.sources.batch import Format
+
+if TYPE_CHECKING:
+    from advertisex.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 dims_app = typer.Typer(no_args_is_help=True, help="Dimension tables (creatives -> campaigns).")
@@ -177,6 +180,7 @@ def ingest(
             report = runner.ingest_paths(
                 files, force=force, source=source, fmt=fmt, on_file=on_file, on_batch=on_batch
             )
+        _refresh_rollups(store, settings)
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
@@ -281,8 +285,10 @@ def dims_load(
     from advertisex.enrich import load_creatives
     from advertisex.store import Store
 
-    with Store.open(_settings(db, config)) as store:
+    settings = _settings(db, config)
+    with Store.open(settings) as store:
         loaded, skipped = load_creatives(store, file)
+        _refresh_rollups(store, settings)
     msg = f"loaded {loaded:,} creatives from {file}"
     if skipped:
         msg += f"; skipped {skipped:,} rows without creative_id or campaign_id"
@@ -346,12 +352,41 @@ def rejects_replay(
     settings = _settings(db, config)
     with Store.open(settings) as store:
         result = replay_rejects(store, settings, reason=reason)
+        _refresh_rollups(store, settings)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
     else:
         _print_reconciliation(result)
     if not result.clean:
         raise typer.Exit(EXIT_REJECTS)
+
+
+# -- attribution and rollups (issue 4) ------------------------------------------------------
+
+
+def _refresh_rollups(store: Store, settings: Settings) -> None:
+    """Fold what a command loaded into the attribution and rollup tables."""
+    from advertisex.analytics import refresh
+
+    refresh(store, settings)
+
+
+@app.command()
+@plain_errors
+def rollup(
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    full: bool = typer.Option(False, help="Recompute everything, not only the touched hours."),
+) -> None:
+    """Bring attribution and hourly rollups up to date (ingest, replay and dims load do it)."""
+    from advertisex.analytics import refresh
+    from advertisex.store import Store
+
+    settings = _settings(db, config)
+    with Store.open(settings) as store:
+        result = refresh(store, settings, full=full)
+    what = "everything" if result.full_rebuild else f"{result.hours:,} hours"
+    err.print(f"rollups: recomputed {what} in {result.seconds:.2f} s")
 
 
 def main() -> None:
