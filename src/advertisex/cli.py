@@ -220,23 +220,39 @@ def report(
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,
     by: list[str] = typer.Option(
-        ["campaign"], help="campaign, advertiser, creative, site, hour or day; repeat for several."
+        ["campaign"],
+        help="campaign, advertiser, creative, site, country, device, hour or day; "
+        "repeat or comma-separate for several.",
     ),
-    start: str | None = typer.Option(None, "--from", help="From this time (inclusive)."),
-    end: str | None = typer.Option(None, "--to", help="Until this time (exclusive)."),
+    start: str | None = typer.Option(None, "--from", help="From this hour (inclusive)."),
+    end: str | None = typer.Option(None, "--to", help="Until this hour (exclusive)."),
     output: str = typer.Option("table", "--format", help="table, json or csv."),
+    include_ivt: bool = typer.Option(
+        False, "--include-ivt", help="Count invalid traffic too (left out by default)."
+    ),
+    source: str = typer.Option(
+        "auto", help="rollups, events (recompute from the events) or auto (rollups when current)."
+    ),
 ) -> None:
-    """Campaign metrics: impressions, clicks, conversions, CTR and CVR per group."""
+    """Campaign metrics per group: delivery, clicks, conversions, spend, revenue, bidding."""
     from advertisex.analytics import campaign_report
     from advertisex.store import Store
 
     if output not in ("table", "json", "csv"):
         raise ConfigError(f"--format {output!r} is unknown; use table, json or csv")
+    if source not in ("auto", "rollups", "events"):
+        raise ConfigError(f"--source {source!r} is unknown; use auto, rollups or events")
     groups = [g.strip() for item in by for g in item.split(",") if g.strip()]
     settings = _settings(db, config)
     with Store.open(settings, read_only=True) as store:
         rows = campaign_report(
-            store.con, groups, _parse_time(start, "--from"), _parse_time(end, "--to")
+            store.con,
+            groups,
+            _parse_time(start, "--from"),
+            _parse_time(end, "--to"),
+            include_ivt=include_ivt,
+            source=source,  # type: ignore[arg-type]  # checked above
+            settings=settings,
         )
     _emit(rows, output)
 
@@ -267,8 +283,10 @@ def _emit(rows: list[dict[str, Any]], output: str, title: str | None = None) -> 
 def _cell(key: str, value: Any) -> str:
     if value is None:
         return "-"
-    if key in ("ctr", "cvr") and isinstance(value, float):
+    if key in ("ctr", "cvr", "win_rate") and isinstance(value, float):
         return f"{value:.2%}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)

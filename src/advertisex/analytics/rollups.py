@@ -139,6 +139,9 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
 
 def stale(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether committed batches or creatives exist that the rollups have not folded in."""
+    made = one(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rollup_runs'")
+    if not made[0]:
+        return True  # a store made before rollups existed, opened read-only
     row = one(
         con,
         """
