@@ -83,8 +83,9 @@ def reference(store: Store, cfg: Settings) -> dict[str, Any]:
     window = timedelta(seconds=cfg.bid_match_seconds)
     bid_out = {}
     for i in imps:
-        if i["bid"] in bid_ids:
-            bid_out[i["id"]] = i["bid"]
+        if i["bid"] is not None:  # an impression naming its auction is matched by id only
+            if i["bid"] in bid_ids:
+                bid_out[i["id"]] = i["bid"]
             continue
         found = [
             b for b in bids_of_user[i["user"]]
@@ -150,6 +151,9 @@ def write_edge_cases(folder: Path, seed: int) -> list[Path]:
             bids.append({"id": f"b{n}", "timestamp": _ts(t - rng.choice([0, 30, 60, 61])),
                          "imp": [{"id": "1"}], "site": {"domain": f"s{creative % 2}.com"},
                          "user": {"id": str(user)}, "seatbid": [{"bid": [bid]}]})  # fmt: skip
+    for imp in imps[::19]:  # some name their auction: one in the store, or one it lacks
+        n = int(imp["impression_id"][1:])
+        imp["bid_request_id"] = f"b{n}" if n % 11 == 0 else f"missing{n}"
     for k, (t, user, campaign, _, _) in enumerate(list(events)):
         if k % 3 == 0:  # late conversions: up to 8 days after, past the 7-day window too
             lag = rng.choice([0, 3600, 2 * day, 7 * day, 7 * day + 1, 8 * day])
@@ -183,7 +187,11 @@ def test_edge_cases_match_the_reference(tmp_path: Path, model: str) -> None:
         assert {None, "lookback"} <= methods
         touches = {t for v in got["conversions"].values() for t, _, _ in v}
         assert {None, "click", "view"} <= touches
-        assert len(got["bids"]) > 10
+        methods = store.query("SELECT DISTINCT method FROM impression_bids")
+        assert sorted(methods) == [("bid_request_id",), ("window",)]
+        assert store.query(
+            "SELECT count(*) > 0 FROM impressions WHERE bid_request_id LIKE 'missing%'"
+        ) == [(True,)]
 
 
 def test_generated_data_matches_the_reference_and_the_truth(

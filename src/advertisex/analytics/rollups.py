@@ -118,6 +118,7 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
                     else f" WHERE date_trunc('hour', {column}) IN (SELECT hour FROM _scope)"
                 )
                 con.execute(f"INSERT INTO {table} SELECT * FROM {temp}{keep}")
+            _daily(con, settings, full=full)
             con.execute(
                 "INSERT INTO rollup_batches SELECT batch_id FROM batches "
                 "ANTI JOIN rollup_batches USING (batch_id)"
@@ -135,6 +136,20 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
     except duckdb.Error as e:
         raise StoreError(f"cannot refresh rollups in {store.path}: {e}", path=store.path) from None
     return RefreshResult(full_rebuild=full, hours=int(hours), seconds=seconds)
+
+
+def _daily(con: duckdb.DuckDBPyConnection, settings: Settings, *, full: bool) -> None:
+    """Recompute the daily rollups of the days whose hours changed, from the hourly ones."""
+    hours = "rollup_hourly" if full else "_scope"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT CAST(hour AS DATE) AS day "
+        f"FROM {hours}"
+    )
+    _run(con, "rollup_daily", settings)
+    con.execute("DELETE FROM rollup_daily WHERE day IN (SELECT day FROM _days)")
+    if full:
+        con.execute("DELETE FROM rollup_daily")
+    con.execute("INSERT INTO rollup_daily SELECT * FROM _rollup_daily")
 
 
 def stale(con: duckdb.DuckDBPyConnection) -> bool:

@@ -149,3 +149,24 @@ CREATE TABLE IF NOT EXISTS rollup_runs (
   hours        BIGINT NOT NULL,
   seconds      DOUBLE NOT NULL
 );
+
+-- Daily aggregates by campaign x country x device, from rollup_hourly: what long-range campaign
+-- reports read (no creative, site or unique users).
+CREATE TABLE IF NOT EXISTS rollup_daily (
+  day                      DATE NOT NULL,
+  campaign_id              VARCHAR,
+  advertiser_id            VARCHAR,
+  country                  VARCHAR,
+  device_type              VARCHAR,
+  ivt                      BOOLEAN NOT NULL,
+  bid_requests             BIGINT NOT NULL,
+  bids                     BIGINT NOT NULL,
+  wins                     BIGINT NOT NULL,
+  impressions              BIGINT NOT NULL,
+  spend_cpm_micros         BIGINT NOT NULL,
+  clicks                   BIGINT NOT NULL,
+  unattributed_clicks      BIGINT NOT NULL,
+  conversions              BIGINT NOT NULL,
+  unattributed_conversions BIGINT NOT NULL,
+  revenue_micros           BIGINT NOT NULL
+);

@@ -1,9 +1,10 @@
--- One row per event in scope with the rollup keys and what it adds, from the attribution above.
+-- One row per event in scope with the rollup keys and what it adds, from the attribution above
+-- (user_id only on impressions: the rollups count distinct users of impressions).
 -- Clicks and conversions take creative, site, country and device from the impression they are
 -- attributed to (a conversion: its primary touch, or the impression of its touched click) when
 -- they carry none themselves; campaign is always their own. An event is invalid traffic (ivt)
 -- when it or that impression carries an ivt_reason.
-CREATE OR REPLACE TEMP TABLE _facts AS
+CREATE OR REPLACE TEMP VIEW _facts AS
 WITH imp AS (
   SELECT date_trunc('hour', i.event_time) AS hour, i.campaign_id, i.advertiser_id,
          i.creative_id, i.site, i.country, i.device_type, i.ivt_reason IS NOT NULL AS ivt,
@@ -18,7 +19,7 @@ WITH imp AS (
          coalesce(c.country, i.country) AS country,
          coalesce(c.device_type, i.device_type) AS device_type,
          c.ivt_reason IS NOT NULL OR i.ivt_reason IS NOT NULL AS ivt,
-         'click' AS kind, NULL AS conversion_type, c.user_id, NULL::BIGINT AS spend_cpm_micros,
+         'click' AS kind, NULL AS conversion_type, NULL AS user_id, NULL::BIGINT AS spend_cpm_micros,
          a.impression_id IS NULL AS unattributed, NULL::BIGINT AS value_micros,
          false AS bid, false AS won
   FROM clicks_conversions c
@@ -32,7 +33,7 @@ WITH imp AS (
          coalesce(c.country, i.country) AS country,
          coalesce(c.device_type, i.device_type) AS device_type,
          c.ivt_reason IS NOT NULL OR i.ivt_reason IS NOT NULL AS ivt,
-         'conversion' AS kind, c.event_type AS conversion_type, c.user_id,
+         'conversion' AS kind, c.event_type AS conversion_type, NULL AS user_id,
          NULL::BIGINT AS spend_cpm_micros, a.touch IS NULL AS unattributed, c.value_micros,
          false AS bid, false AS won
   FROM clicks_conversions c
@@ -45,7 +46,7 @@ WITH imp AS (
 ), bid AS (
   SELECT date_trunc('hour', b.event_time) AS hour, cr.campaign_id, cr.advertiser_id,
          b.creative_id, b.site, b.country, b.device_type, b.ivt_reason IS NOT NULL AS ivt,
-         'bid_request' AS kind, NULL AS conversion_type, b.user_id,
+         'bid_request' AS kind, NULL AS conversion_type, NULL AS user_id,
          NULL::BIGINT AS spend_cpm_micros, false AS unattributed, NULL::BIGINT AS value_micros,
          coalesce(b.bid_amount_micros > 0, false) AS bid,
          coalesce(b.won, false) OR w.auction_id IS NOT NULL AS won

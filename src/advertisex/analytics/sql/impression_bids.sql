@@ -1,6 +1,7 @@
 -- Impressions in scope (and those that bid requests in scope may have won) -> the bid request
--- that won them: the one named by bid_request_id, else the latest bid request of the same user,
--- creative and site at most bid_match_s before the impression, ties to the greater event_id.
+-- that won them: the one named by bid_request_id; for an impression that names none, the latest
+-- bid request of the same user, creative and site at most bid_match_s before it, ties to the
+-- greater event_id. (An impression naming an auction the store lacks stays unmatched.)
 CREATE OR REPLACE TEMP TABLE _imp_bid AS
 WITH b AS (
   SELECT event_id, event_time, user_id, creative_id, site
@@ -8,30 +9,30 @@ WITH b AS (
   WHERE _in_scope(event_time)
 ), i AS (
   SELECT event_id, event_time, user_id, creative_id, site, bid_request_id
-  FROM impressions WHERE _in_scope(event_time)
-  UNION
-  SELECT i.event_id, i.event_time, i.user_id, i.creative_id, i.site, i.bid_request_id
-  FROM impressions i JOIN b ON b.event_id = i.bid_request_id
-  UNION
-  SELECT i.event_id, i.event_time, i.user_id, i.creative_id, i.site, i.bid_request_id
-  FROM impressions i JOIN b
-    ON i.user_id = b.user_id AND i.creative_id = b.creative_id AND i.site = b.site
-   AND i.event_time BETWEEN b.event_time AND b.event_time + to_seconds($bid_match_s)
+  FROM impressions
+  WHERE _in_scope(event_time)
+     OR bid_request_id IN (SELECT event_id FROM b)
+     OR event_id IN (
+          SELECT i.event_id FROM impressions i JOIN b
+            ON i.bid_request_id IS NULL AND i.user_id = b.user_id AND i.creative_id = b.creative_id AND i.site = b.site
+           AND i.event_time BETWEEN b.event_time AND b.event_time + to_seconds($bid_match_s))
 ), direct AS (
-  SELECT i.event_id AS impression_id, r.event_id AS auction_id, 'bid_request_id' AS method,
+  SELECT i.event_id AS impression_id, i.event_time AS impression_time, r.event_id AS auction_id,
+         'bid_request_id' AS method,
          r.event_time AS bid_time, r.bid_amount_micros, r.win_price_micros
   FROM i JOIN bid_requests r ON r.event_id = i.bid_request_id
   QUALIFY row_number() OVER (PARTITION BY i.event_id ORDER BY r.event_time DESC) = 1
 ), near AS (
-  SELECT i.event_id AS impression_id, r.event_id AS auction_id, 'window' AS method,
+  SELECT i.event_id AS impression_id, i.event_time AS impression_time, r.event_id AS auction_id,
+         'window' AS method,
          r.event_time AS bid_time, r.bid_amount_micros, r.win_price_micros
   FROM i JOIN bid_requests r
     ON r.user_id = i.user_id AND r.creative_id = i.creative_id AND r.site = i.site
    AND r.event_time BETWEEN i.event_time - to_seconds($bid_match_s) AND i.event_time
-  WHERE i.event_id NOT IN (SELECT impression_id FROM direct)
+  WHERE i.bid_request_id IS NULL
   QUALIFY row_number() OVER (PARTITION BY i.event_id ORDER BY r.event_time DESC, r.event_id DESC)
     = 1
 )
-SELECT i.event_id AS impression_id, i.event_time AS impression_time, m.auction_id, m.bid_time,
-       m.method, m.bid_amount_micros, m.win_price_micros
-FROM i JOIN (SELECT * FROM direct UNION ALL SELECT * FROM near) m ON m.impression_id = i.event_id
+SELECT impression_id, impression_time, auction_id, bid_time, method, bid_amount_micros,
+       win_price_micros
+FROM (SELECT * FROM direct UNION ALL SELECT * FROM near)
