@@ -93,8 +93,8 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
     con = store.con
     try:
         with store.transaction():
-            seen = one(con, "SELECT count(*) FROM rollup_batches")
-            full = full or not seen or seen[0] == 0
+            runs = one(con, "SELECT count(*) FROM rollup_runs")
+            full = full or runs[0] == 0
             if full:
                 build(con, settings, scoped=False)
                 for table in TABLES:
