@@ -206,8 +206,15 @@ def test_generated_data_matches_the_reference_and_the_truth(
         assert got == reference(store, cfg)
     truth = pl.read_parquet(small_generated / "truth_attribution.parquet").filter("id_in_data")
     clicks = truth.filter(pl.col("click_event_id").is_null())
-    hits = sum(
-        got["clicks"].get(e, (None,))[0] == i
-        for e, i in clicks.select("event_id", "impression_id").iter_rows()
+    # Every click whose id is in the data finds the impression it came from.
+    assert all(
+        got["clicks"][e][0] == i for e, i in clicks.select("event_id", "impression_id").iter_rows()
     )
-    assert hits == clicks.height  # every click with its id in the data finds its impression
+    # Conversions carry no click id: last touch finds the generator's click for nearly all
+    # (another click of the same user and campaign in between is legitimately preferred).
+    convs = truth.filter(pl.col("click_event_id").is_not_null())
+    right = sum(
+        got["conversions"][e] == [("click", k, 1.0)]
+        for e, k in convs.select("event_id", "click_event_id").iter_rows()
+    )
+    assert convs.height > 20 and right >= 0.95 * convs.height

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from advertisex.analytics.rollups import build, stale
+from advertisex.analytics.rollups import build_rollups, stale
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 
@@ -86,7 +86,7 @@ def campaign_report(
     keys = list(dict.fromkeys(by))
     table, time_column = "rollup_hourly", "hour"
     if source == "events":
-        build(con, settings or Settings.model_construct(), scoped=False)
+        build_rollups(con, settings or Settings.model_construct(), scoped=False)
         table = "_rollup_hourly"
     elif set(keys) <= _DAILY and all(_midnight(t) for t in (start, end)):
         table, time_column = "rollup_daily", "day"

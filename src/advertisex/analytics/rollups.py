@@ -16,15 +16,15 @@ from advertisex.config import Settings
 from advertisex.errors import StoreError
 from advertisex.store import Store, one
 
-# Each materialized table and the temp table the build writes it to, with its hour column.
-TABLES = {
+# Attribution tables and the temp table the build writes each to, with its time column.
+ATTRIBUTION = {
     "click_attribution": ("_click_attr", "click_time"),
     "conversion_attribution": ("_conv_attr", "conversion_time"),
     "impression_bids": ("_imp_bid", "impression_time"),
-    "rollup_hourly": ("_rollup_hourly", "hour"),
-    "rollup_hourly_conversions": ("_rollup_hourly_conversions", "hour"),
 }
-# Build order: views, then each step reads what the ones before it wrote.
+# Rollup tables: each is the SELECT of the .sql file of the same name, over the facts.
+ROLLUPS = ("rollup_hourly", "rollup_hourly_conversions")
+# Views and attribution steps, in order: each step reads what the ones before it wrote.
 _STEPS = (
     "campaigns_view",
     "impressions_view",
@@ -32,8 +32,6 @@ _STEPS = (
     "click_attribution",
     "impression_bids",
     "facts",
-    "rollup_hourly",
-    "rollup_hourly_conversions",
 )
 
 
@@ -72,8 +70,8 @@ def _run(con: duckdb.DuckDBPyConnection, name: str, settings: Settings) -> None:
 
 
 def build(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped: bool) -> None:
-    """Attribution and rollups into temp tables (TABLES' values): for the hours in the temp
-    table `_scope` when `scoped`, else for every event. Works on a read-only connection."""
+    """Attribution into temp tables (ATTRIBUTION's values) and the facts view: for the hours in
+    the temp table `_scope` when `scoped`, else for every event. Read-only connections too."""
     if scoped:
         con.execute(
             "CREATE OR REPLACE TEMP MACRO _in_scope(ts) AS "
@@ -83,6 +81,13 @@ def build(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped: bool) -
         con.execute("CREATE OR REPLACE TEMP MACRO _in_scope(ts) AS true")
     for step in _STEPS:
         _run(con, step, settings)
+
+
+def build_rollups(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped: bool) -> None:
+    """`build`, then each rollup of every event in temp tables named `_<table>`."""
+    build(con, settings, scoped=scoped)
+    for table in ROLLUPS:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _{table} AS {_sql(table)}")
 
 
 def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshResult:
@@ -97,27 +102,27 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
             full = full or runs[0] == 0
             if full:
                 build(con, settings, scoped=False)
-                for table in TABLES:
+                for table in (*ATTRIBUTION, *ROLLUPS):
                     con.execute(f"DELETE FROM {table}")
-                hours = one(con, "SELECT count(DISTINCT hour) FROM _rollup_hourly")[0]
+                keep = ""
             else:
                 _run(con, "dirty_hours", settings)
-                hours = one(con, "SELECT count(*) FROM _scope")[0]
                 build(con, settings, scoped=True)
-                for table, (_, column) in TABLES.items():
-                    con.execute(
-                        f"DELETE FROM {table} "
-                        f"WHERE date_trunc('hour', {column}) IN (SELECT hour FROM _scope)"
-                    )
-            for table, (temp, column) in TABLES.items():
+                keep = " WHERE date_trunc('hour', {}) IN (SELECT hour FROM _scope)"
+                for table, (_, column) in ATTRIBUTION.items():
+                    con.execute(f"DELETE FROM {table}{keep.format(column)}")
+                for table in ROLLUPS:
+                    con.execute(f"DELETE FROM {table}{keep.format('hour')}")
+            for table, (temp, column) in ATTRIBUTION.items():
                 # Attribution steps also hold rows outside the scope that they had to look at;
                 # the table keeps its own rows for those hours.
-                keep = (
-                    ""
-                    if full
-                    else f" WHERE date_trunc('hour', {column}) IN (SELECT hour FROM _scope)"
-                )
-                con.execute(f"INSERT INTO {table} SELECT * FROM {temp}{keep}")
+                con.execute(f"INSERT INTO {table} SELECT * FROM {temp}{keep.format(column)}")
+            for table in ROLLUPS:  # straight from the facts: 10 M rows are not copied twice
+                con.execute(f"INSERT INTO {table} {_sql(table)}")
+            if full:
+                hours = one(con, "SELECT count(DISTINCT hour) FROM rollup_hourly")[0]
+            else:
+                hours = one(con, "SELECT count(*) FROM _scope")[0]
             _daily(con, settings, full=full)
             con.execute(
                 "INSERT INTO rollup_batches SELECT batch_id FROM batches "

@@ -2,7 +2,7 @@
 -- is a count of groups: first per user (only impressions carry one here), then per rollup key.
 -- (Exact: DuckDB's HyperLogLog state, approx_count_distinct, is kilobytes per group, and here
 -- nearly every event is a group of its own.)
-CREATE OR REPLACE TEMP TABLE _rollup_hourly AS
+
 WITH per_user AS (
   SELECT hour, campaign_id, advertiser_id, creative_id, site, country, device_type, ivt, kind,
          user_id, count(*) AS n, count(*) FILTER (bid) AS bids, count(*) FILTER (won) AS wins,

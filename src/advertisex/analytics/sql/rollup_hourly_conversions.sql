@@ -1,5 +1,4 @@
 -- Conversions and revenue by conversion type, same keys as rollup_hourly.
-CREATE OR REPLACE TEMP TABLE _rollup_hourly_conversions AS
 SELECT hour, campaign_id, advertiser_id, creative_id, site, country, device_type, ivt,
        conversion_type, count(*) AS conversions,
        coalesce(sum(value_micros), 0)::BIGINT AS revenue_micros
