@@ -84,7 +84,7 @@ def build(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped: bool) -
 
 
 def build_rollups(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped: bool) -> None:
-    """`build`, then each rollup of every event in temp tables named `_<table>`."""
+    """`build`, then each rollup of the facts in scope into a temp table named `_<table>`."""
     build(con, settings, scoped=scoped)
     for table in ROLLUPS:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _{table} AS {_sql(table)}")
