@@ -54,6 +54,7 @@ assets: $(ASSETS)/.built
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/analytics_bench.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache web/node_modules $(ASSETS)

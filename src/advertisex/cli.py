@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -33,6 +33,9 @@ from rich.table import Table
 from advertisex.config import Settings, load_settings
 from advertisex.errors import AdvertisexError, ConfigError
 from advertisex.sources.batch import Format
+
+if TYPE_CHECKING:
+    from advertisex.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 dims_app = typer.Typer(no_args_is_help=True, help="Dimension tables (creatives -> campaigns).")
@@ -202,6 +205,7 @@ def ingest(
             report = runner.ingest_paths(
                 files, force=force, source=source, fmt=fmt, on_file=on_file, on_batch=on_batch
             )
+        _refresh_rollups(store, settings)
         if exporting:
             _export_metrics(settings, store, report, last_batch, time.monotonic() - started)
     if as_json:
@@ -274,23 +278,39 @@ def report(
     db: Path | None = DbOption,
     config: Path | None = ConfigOption,
     by: list[str] = typer.Option(
-        ["campaign"], help="campaign, advertiser, creative, site, hour or day; repeat for several."
+        ["campaign"],
+        help="campaign, advertiser, creative, site, country, device, hour or day; "
+        "repeat or comma-separate for several.",
     ),
-    start: str | None = typer.Option(None, "--from", help="From this time (inclusive)."),
-    end: str | None = typer.Option(None, "--to", help="Until this time (exclusive)."),
+    start: str | None = typer.Option(None, "--from", help="From this hour (inclusive)."),
+    end: str | None = typer.Option(None, "--to", help="Until this hour (exclusive)."),
     output: str = typer.Option("table", "--format", help="table, json or csv."),
+    include_ivt: bool = typer.Option(
+        False, "--include-ivt", help="Count invalid traffic too (left out by default)."
+    ),
+    source: str = typer.Option(
+        "auto", help="rollups, events (recompute from the events) or auto (rollups when current)."
+    ),
 ) -> None:
-    """Campaign metrics: impressions, clicks, conversions, CTR and CVR per group."""
+    """Campaign metrics per group: delivery, clicks, conversions, spend, revenue, bidding."""
     from advertisex.analytics import campaign_report
     from advertisex.store import Store
 
     if output not in ("table", "json", "csv"):
         raise ConfigError(f"--format {output!r} is unknown; use table, json or csv")
+    if source not in ("auto", "rollups", "events"):
+        raise ConfigError(f"--source {source!r} is unknown; use auto, rollups or events")
     groups = [g.strip() for item in by for g in item.split(",") if g.strip()]
     settings = _settings(db, config)
     with Store.open(settings, read_only=True) as store:
         rows = campaign_report(
-            store.con, groups, _parse_time(start, "--from"), _parse_time(end, "--to")
+            store.con,
+            groups,
+            _parse_time(start, "--from"),
+            _parse_time(end, "--to"),
+            include_ivt=include_ivt,
+            source=source,  # type: ignore[arg-type]  # checked above
+            settings=settings,
         )
     _emit(rows, output)
 
@@ -321,8 +341,10 @@ def _emit(rows: list[dict[str, Any]], output: str, title: str | None = None) -> 
 def _cell(key: str, value: Any) -> str:
     if value is None:
         return "-"
-    if key in ("ctr", "cvr") and isinstance(value, float):
+    if key in ("ctr", "cvr", "win_rate") and isinstance(value, float):
         return f"{value:.2%}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -339,8 +361,10 @@ def dims_load(
     from advertisex.enrich import load_creatives
     from advertisex.store import Store
 
-    with Store.open(_settings(db, config)) as store:
+    settings = _settings(db, config)
+    with Store.open(settings) as store:
         loaded, skipped = load_creatives(store, file)
+        _refresh_rollups(store, settings)
     msg = f"loaded {loaded:,} creatives from {file}"
     if skipped:
         msg += f"; skipped {skipped:,} rows without creative_id or campaign_id"
@@ -404,6 +428,7 @@ def rejects_replay(
     settings = _settings(db, config)
     with Store.open(settings) as store:
         result = replay_rejects(store, settings, reason=reason)
+        _refresh_rollups(store, settings)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
     else:
@@ -633,6 +658,33 @@ def enrichment(
                 ", ".join(f"{k} {v:,}" for k, v in row["ivt_by_reason"].items()) or "-"
             )
     _emit(rows, output, title="enrichment")
+
+# -- attribution and rollups (issue 4) ------------------------------------------------------
+
+
+def _refresh_rollups(store: Store, settings: Settings) -> None:
+    """Fold what a command loaded into the attribution and rollup tables."""
+    from advertisex.analytics import refresh
+
+    refresh(store, settings)
+
+
+@app.command()
+@plain_errors
+def rollup(
+    db: Path | None = DbOption,
+    config: Path | None = ConfigOption,
+    full: bool = typer.Option(False, help="Recompute everything, not only the touched hours."),
+) -> None:
+    """Bring attribution and hourly rollups up to date (ingest, replay and dims load do it)."""
+    from advertisex.analytics import refresh
+    from advertisex.store import Store
+
+    settings = _settings(db, config)
+    with Store.open(settings) as store:
+        result = refresh(store, settings, full=full)
+    what = "everything" if result.full_rebuild else f"{result.hours:,} hours"
+    err.print(f"rollups: recomputed {what} in {result.seconds:.2f} s")
 
 
 def main() -> None:

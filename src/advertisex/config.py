@@ -6,7 +6,7 @@ import os
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -168,6 +168,12 @@ class Settings(BaseSettings):
                 int(s.strip().upper().removeprefix("AS")) for s in v.split(",") if s.strip()
             )
         return v
+    # Attribution and rollups (analytics/): windows are inclusive at both ends.
+    click_lookback_hours: float = Field(default=24.0, gt=0)  # click -> impression
+    click_through_days: float = Field(default=7.0, ge=0)  # conversion -> click
+    view_through_hours: float = Field(default=24.0, ge=0)  # conversion -> impression, no click
+    attribution_model: Literal["last_touch", "first_touch", "linear"] = "last_touch"
+    bid_match_seconds: float = Field(default=60.0, ge=0)  # bid -> impression without an id
 
     @field_validator("conversion_types", mode="before")
     @classmethod

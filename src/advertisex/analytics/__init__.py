@@ -1,5 +1,6 @@
-"""Analytics over the store: campaign metrics."""
+"""Analytics over the store: attribution, hourly rollups, campaign metrics."""
 
 from advertisex.analytics.report import GROUPS, METRICS, campaign_report
+from advertisex.analytics.rollups import RefreshResult, refresh
 
-__all__ = ["GROUPS", "METRICS", "campaign_report"]
+__all__ = ["GROUPS", "METRICS", "RefreshResult", "campaign_report", "refresh"]

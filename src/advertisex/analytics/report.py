@@ -1,34 +1,59 @@
-"""Campaign metrics from the event tables: impressions, clicks, conversions, CTR, CVR."""
+"""Campaign metrics from the hourly rollups (or, equally, from the events themselves)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 
+from advertisex.analytics.rollups import build_rollups, stale
+from advertisex.config import Settings
 from advertisex.errors import ConfigError
 
-# Group key -> (impressions expression, clicks/conversions expression).
-# Impressions find their campaign through the creatives dimension when they carry none; clicks
-# that name their impression take its creative and site.
+# --by name -> (output key, expression over the rollup table).
 GROUPS: dict[str, tuple[str, str]] = {
-    "campaign": ("coalesce(i.campaign_id, d.campaign_id)", "e.campaign_id"),
-    "advertiser": ("d.advertiser_id", "dc.advertiser_id"),
-    "creative": ("i.creative_id", "coalesce(e.creative_id, li.creative_id)"),
-    "site": ("i.site", "li.site"),
-    "hour": ("date_trunc('hour', i.event_time)", "date_trunc('hour', e.event_time)"),
-    "day": ("CAST(i.event_time AS DATE)", "CAST(e.event_time AS DATE)"),
+    "campaign": ("campaign_id", "campaign_id"),
+    "advertiser": ("advertiser_id", "advertiser_id"),
+    "creative": ("creative_id", "creative_id"),
+    "site": ("site", "site"),
+    "country": ("country", "country"),
+    "device": ("device_type", "device_type"),
+    "hour": ("hour", "hour"),
+    "day": ("day", "CAST(hour AS DATE)"),
 }
-KEY_NAMES = {
-    "campaign": "campaign_id",
-    "advertiser": "advertiser_id",
-    "creative": "creative_id",
-    "site": "site",
-    "hour": "hour",
-    "day": "day",
+# Groups the daily rollups hold: a report by these over whole days reads them.
+_DAILY = frozenset({"campaign", "advertiser", "country", "device", "day"})
+# Metric -> SQL over the summed rollup columns. Money is in the events' currency units: spend
+# is the sum of CPM prices / 1000 (the impression's price, else its winning bid's clearing
+# price, else the bid amount), revenue the sum of conversion values.
+_METRICS: dict[str, str] = {
+    "impressions": "sum(impressions)::BIGINT",
+    "clicks": "sum(clicks)::BIGINT",
+    "conversions": "sum(conversions)::BIGINT",
+    "ctr": "sum(clicks) / nullif(sum(impressions), 0)",
+    "cvr": "sum(conversions) / nullif(sum(clicks), 0)",
+    "spend": "sum(spend_cpm_micros) / 1e9",
+    "cpm": "sum(spend_cpm_micros) / 1e6 / nullif(sum(impressions), 0)",
+    "cpc": "sum(spend_cpm_micros) / 1e9 / nullif(sum(clicks), 0)",
+    "cpa": "sum(spend_cpm_micros) / 1e9 / nullif(sum(conversions), 0)",
+    "revenue": "sum(revenue_micros) / 1e6",
+    "roas": "(sum(revenue_micros) / 1e6) / nullif(sum(spend_cpm_micros) / 1e9, 0)",
+    "bid_requests": "sum(bid_requests)::BIGINT",
+    "bids": "sum(bids)::BIGINT",
+    "wins": "sum(wins)::BIGINT",
+    "win_rate": "sum(wins) / nullif(sum(bids), 0)",
+    "unattributed_clicks": "sum(unattributed_clicks)::BIGINT",
+    "unattributed_conversions": "sum(unattributed_conversions)::BIGINT",
 }
-METRICS = ("impressions", "clicks", "conversions", "ctr", "cvr")
+METRICS = tuple(_METRICS)
+RATIOS = frozenset({"ctr", "cvr", "cpm", "cpc", "cpa", "roas", "win_rate", "spend", "revenue"})
+
+Source = Literal["auto", "rollups", "events"]
+
+
+def _midnight(t: datetime | None) -> bool:
+    return t is None or t == datetime(t.year, t.month, t.day)
 
 
 def campaign_report(
@@ -36,72 +61,68 @@ def campaign_report(
     by: list[str],
     start: datetime | None = None,
     end: datetime | None = None,
+    *,
+    include_ivt: bool = False,
+    source: Source = "auto",
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per group: the group keys, then METRICS. `end` is exclusive."""
+    """One row per group: the group keys, then METRICS, biggest by impressions first.
+
+    The range is in whole hours of event time: `start` counts from the start of its hour,
+    `end` (exclusive) from the start of its own. Groups and ranges in whole days read the daily
+    rollups, others the hourly ones (same figures). Invalid traffic is left out unless
+    `include_ivt`. `source` "rollups" reads the rollup tables, "events" recomputes the same
+    aggregates from the event tables (on a read-only connection too), "auto" takes the rollups
+    when they hold every committed batch and the events otherwise. `settings` gives the
+    attribution windows for "events" (defaults otherwise).
+    """
     unknown = [b for b in by if b not in GROUPS]
     if unknown or not by:
         raise ConfigError(
             f"cannot group by {', '.join(unknown) or 'nothing'}; choose from {', '.join(GROUPS)}"
         )
-    keys = [KEY_NAMES[b] for b in by]
-    imp_keys = ", ".join(f"{GROUPS[b][0]} AS {k}" for b, k in zip(by, keys, strict=True))
-    ev_keys = ", ".join(f"{GROUPS[b][1]} AS {k}" for b, k in zip(by, keys, strict=True))
-    params: list[Any] = []
-
-    def window(alias: str) -> str:
-        clauses = []
-        if start is not None:
-            clauses.append(f"{alias}.event_time >= ?")
-            params.append(start)
-        if end is not None:
-            clauses.append(f"{alias}.event_time < ?")
-            params.append(end)
-        return ("WHERE " + " AND ".join(clauses)) if clauses else ""
-
-    need_link = any(b in ("creative", "site") for b in by)
-    link = "LEFT JOIN impressions li ON li.event_id = e.impression_id" if need_link else ""
-    adv = (
-        "LEFT JOIN (SELECT DISTINCT campaign_id, advertiser_id FROM creatives) dc "
-        "ON dc.campaign_id = e.campaign_id"
-        if "advertiser" in by
-        else ""
+    if source == "auto":
+        source = "events" if stale(con) else "rollups"
+    keys = list(dict.fromkeys(by))
+    table, time_column = "rollup_hourly", "hour"
+    if source == "events":
+        build_rollups(con, settings or Settings.model_construct(), scoped=False)
+        table = "_rollup_hourly"
+    elif set(keys) <= _DAILY and all(_midnight(t) for t in (start, end)):
+        table, time_column = "rollup_daily", "day"
+    names = [GROUPS[b][0] for b in keys]
+    select = ", ".join(
+        f"{'day' if b == 'day' and time_column == 'day' else GROUPS[b][1]} AS {GROUPS[b][0]}"
+        for b in keys
     )
-    key_list = ", ".join(keys)
+    where, params = [], []
+    if not include_ivt:
+        where.append("NOT ivt")
+    if start is not None:
+        where.append(f"{time_column} >= date_trunc('{time_column}', ?::TIMESTAMP)")
+        params.append(start)
+    if end is not None:
+        where.append(f"{time_column} < date_trunc('{time_column}', ?::TIMESTAMP)")
+        params.append(end)
+    metrics = ", ".join(f"{sql} AS {name}" for name, sql in _METRICS.items())
     sql = f"""
-    WITH imp AS (
-      SELECT {imp_keys}, count(*) AS impressions, 0 AS clicks, 0 AS conversions
-      FROM impressions i LEFT JOIN creatives d ON d.creative_id = i.creative_id
-      {window("i")}
-      GROUP BY ALL
-    ), ev AS (
-      SELECT {ev_keys}, 0 AS impressions,
-             count(*) FILTER (WHERE e.event_type = 'click') AS clicks,
-             count(*) FILTER (WHERE e.event_type <> 'click') AS conversions
-      FROM clicks_conversions e {link} {adv}
-      {window("e")}
-      GROUP BY ALL
-    )
-    SELECT {key_list},
-           sum(impressions)::BIGINT AS impressions,
-           sum(clicks)::BIGINT AS clicks,
-           sum(conversions)::BIGINT AS conversions,
-           sum(clicks) / nullif(sum(impressions), 0) AS ctr,
-           sum(conversions) / nullif(sum(clicks), 0) AS cvr
-    FROM (SELECT * FROM imp UNION ALL BY NAME SELECT * FROM ev)
-    GROUP BY {key_list}
-    ORDER BY impressions DESC, {key_list}
+    SELECT {select}, {metrics}
+    FROM {table}
+    {"WHERE " + " AND ".join(where) if where else ""}
+    GROUP BY ALL
+    ORDER BY impressions DESC, {", ".join(names)}
     """
     cur = con.execute(sql, params)
-    names = [d[0] for d in cur.description or []]
+    columns = [d[0] for d in cur.description or []]
     rows = []
     for values in cur.fetchall():
-        row = dict(zip(names, values, strict=True))
-        for k in keys:
+        row = dict(zip(columns, values, strict=True))
+        for k in names:
             if isinstance(row[k], datetime):
                 row[k] = row[k].isoformat()
             elif row[k] is not None and not isinstance(row[k], str):
                 row[k] = str(row[k])
-        for m in ("ctr", "cvr"):
+        for m in RATIOS:
             row[m] = None if row[m] is None else float(row[m])
         rows.append(row)
     return rows

@@ -111,3 +111,114 @@ CREATE TABLE IF NOT EXISTS creative_versions (
   advertiser_name VARCHAR,
   loaded_at       TIMESTAMP NOT NULL
 );
+
+-- Attribution and rollups (analytics/), kept by `advertisex.analytics.refresh`.
+-- Each click with the impression that earned it (NULL: unattributed).
+CREATE TABLE IF NOT EXISTS click_attribution (
+  click_id        VARCHAR NOT NULL,
+  click_time      TIMESTAMP NOT NULL,
+  impression_id   VARCHAR,
+  impression_time TIMESTAMP,
+  method          VARCHAR,            -- impression_id | lookback
+  lag_seconds     DOUBLE
+);
+
+-- Each conversion with its touches under the model (touch NULL: unattributed).
+CREATE TABLE IF NOT EXISTS conversion_attribution (
+  conversion_id   VARCHAR NOT NULL,
+  conversion_time TIMESTAMP NOT NULL,
+  conversion_type VARCHAR NOT NULL,
+  model           VARCHAR NOT NULL,   -- last_touch | first_touch | linear
+  touch           VARCHAR,            -- click (click-through) | view (view-through)
+  touch_id        VARCHAR,            -- the click's or the impression's event_id
+  touch_time      TIMESTAMP,
+  weight          DOUBLE NOT NULL,    -- credit of this touch; a conversion's weights sum to 1
+  lag_seconds     DOUBLE,
+  primary_touch   BOOLEAN NOT NULL    -- the touch whose dimensions the rollups use
+);
+
+-- Each impression with the bid request that won it.
+CREATE TABLE IF NOT EXISTS impression_bids (
+  impression_id     VARCHAR NOT NULL,
+  impression_time   TIMESTAMP NOT NULL,
+  auction_id        VARCHAR NOT NULL,
+  bid_time          TIMESTAMP,
+  method            VARCHAR NOT NULL, -- bid_request_id | window
+  bid_amount_micros BIGINT,
+  win_price_micros  BIGINT
+);
+
+-- Hourly aggregates by campaign x creative x site x country x device; ivt splits invalid traffic.
+CREATE TABLE IF NOT EXISTS rollup_hourly (
+  hour                     TIMESTAMP NOT NULL,
+  campaign_id              VARCHAR,
+  advertiser_id            VARCHAR,
+  creative_id              VARCHAR,
+  site                     VARCHAR,
+  country                  VARCHAR,
+  device_type              VARCHAR,
+  ivt                      BOOLEAN NOT NULL,
+  bid_requests             BIGINT NOT NULL,
+  bids                     BIGINT NOT NULL,
+  wins                     BIGINT NOT NULL,
+  impressions              BIGINT NOT NULL,
+  unique_users             BIGINT NOT NULL,  -- exact within the row; not additive across rows
+  spend_cpm_micros         BIGINT NOT NULL,  -- sum of CPM prices in micros: spend = this / 1e9
+  clicks                   BIGINT NOT NULL,
+  unattributed_clicks      BIGINT NOT NULL,
+  conversions              BIGINT NOT NULL,
+  unattributed_conversions BIGINT NOT NULL,
+  revenue_micros           BIGINT NOT NULL
+);
+
+-- Conversions and revenue by type, same keys as rollup_hourly.
+CREATE TABLE IF NOT EXISTS rollup_hourly_conversions (
+  hour            TIMESTAMP NOT NULL,
+  campaign_id     VARCHAR,
+  advertiser_id   VARCHAR,
+  creative_id     VARCHAR,
+  site            VARCHAR,
+  country         VARCHAR,
+  device_type     VARCHAR,
+  ivt             BOOLEAN NOT NULL,
+  conversion_type VARCHAR NOT NULL,
+  conversions     BIGINT NOT NULL,
+  revenue_micros  BIGINT NOT NULL
+);
+
+-- What the rollups have seen: batches folded in, and the creatives as they were then.
+CREATE TABLE IF NOT EXISTS rollup_batches (
+  batch_id BIGINT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS rollup_creatives (
+  creative_id   VARCHAR PRIMARY KEY,
+  campaign_id   VARCHAR,
+  advertiser_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS rollup_runs (
+  run_at       TIMESTAMP NOT NULL,
+  full_rebuild BOOLEAN NOT NULL,
+  hours        BIGINT NOT NULL,
+  seconds      DOUBLE NOT NULL
+);
+
+-- Daily aggregates by campaign x country x device, from rollup_hourly: what long-range campaign
+-- reports read (no creative, site or unique users).
+CREATE TABLE IF NOT EXISTS rollup_daily (
+  day                      DATE NOT NULL,
+  campaign_id              VARCHAR,
+  advertiser_id            VARCHAR,
+  country                  VARCHAR,
+  device_type              VARCHAR,
+  ivt                      BOOLEAN NOT NULL,
+  bid_requests             BIGINT NOT NULL,
+  bids                     BIGINT NOT NULL,
+  wins                     BIGINT NOT NULL,
+  impressions              BIGINT NOT NULL,
+  spend_cpm_micros         BIGINT NOT NULL,
+  clicks                   BIGINT NOT NULL,
+  unattributed_clicks      BIGINT NOT NULL,
+  conversions              BIGINT NOT NULL,
+  unattributed_conversions BIGINT NOT NULL,
+  revenue_micros           BIGINT NOT NULL
+);
