@@ -82,8 +82,9 @@ class Settings(BaseSettings):
     query_token: SecretStr | None = None
     query_max_rows: int = Field(default=10_000, ge=1)  # a page of results is at most this long
     dashboard_refresh_seconds: float = Field(default=10.0, ge=1)  # the page reloads its data
-    # `serve` runs the quality checks and advances the alerts this often (0: never).
-    serve_jobs_seconds: float = Field(default=60.0, ge=0)
+    # `serve` refreshes the rollups, runs the quality checks and advances the alerts this often
+    # (0: never); the dashboard reads the rollups.
+    serve_jobs_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("collector_api_keys")
     @classmethod
@@ -168,6 +169,7 @@ class Settings(BaseSettings):
                 int(s.strip().upper().removeprefix("AS")) for s in v.split(",") if s.strip()
             )
         return v
+
     # Attribution and rollups (analytics/): windows are inclusive at both ends.
     click_lookback_hours: float = Field(default=24.0, gt=0)  # click -> impression
     click_through_days: float = Field(default=7.0, ge=0)  # conversion -> click

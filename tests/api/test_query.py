@@ -36,6 +36,11 @@ QUERIES: list[tuple[dict[str, Any], list[str]]] = [
         {"group_by": "advertiser", "from": "2026-11-02"},
         ["--by", "advertiser", "--from", "2026-11-02"],
     ),
+    (
+        {"group_by": "country,device", "include_ivt": "true"},
+        ["--by", "country,device", "--include-ivt"],
+    ),
+    ({"group_by": "campaign", "source": "events"}, ["--by", "campaign", "--source", "events"]),
 ]
 
 
@@ -144,9 +149,10 @@ def test_timeseries_is_the_hourly_report_oldest_first(served: Served) -> None:
 def test_funnel_counts_are_the_report_totals(served: Served) -> None:
     steps = served.json("/api/v1/funnel")["steps"]
     names = [s["step"] for s in steps]
-    assert names[-3:] == ["impressions", "clicks", "conversions"]
+    assert names == ["bid_requests", "wins", "impressions", "clicks", "conversions"]
     totals = {n: sum(r[n] for r in served.reports["by-day"]) for n in names}
     assert {s["step"]: s["count"] for s in steps} == totals
+    assert totals["bid_requests"] > totals["wins"] > 0
     assert totals["impressions"] > totals["clicks"] > totals["conversions"] > 0
     clicks = next(s for s in steps if s["step"] == "clicks")
     assert clicks["rate_from_previous"] == totals["clicks"] / totals["impressions"]
@@ -171,6 +177,8 @@ def test_funnel_counts_are_the_report_totals(served: Served) -> None:
         ("/api/v1/rejects", {"reason": "bad_vibes"}, "reason 'bad_vibes' is unknown"),
         ("/api/v1/rejects", {"offset": "-1"}, "offset -1 is out of range"),
         ("/api/v1/quality", {"from": "2026-11-01"}, "unknown query parameter 'from'"),
+        ("/api/v1/campaigns", {"source": "lake"}, "source 'lake' is unknown"),
+        ("/api/v1/funnel", {"include_ivt": "maybe"}, "include_ivt 'maybe' is not true or false"),
     ],
 )
 def test_bad_queries_get_422_with_one_plain_line(

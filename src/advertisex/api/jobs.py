@@ -1,8 +1,9 @@
-"""serve's timer: the jobs over the store (quality checks and alerts) while the collector loads.
+"""serve's timer: the jobs over the store while the collector loads.
 
-They run on a cursor of the serving store of their own (DuckDB lets one process hold the file;
-its transactions keep the jobs and the collector's writer apart), every
-`serve_jobs_seconds`, so the dashboard's alerts panel and /metrics follow what arrives.
+Every `serve_jobs_seconds`: fold the new batches into attribution and rollups, then run the
+quality checks and advance the alerts. They run on a cursor of the serving store of their own
+(DuckDB lets one process hold the file; its transactions keep the jobs and the collector's
+writer apart), so the dashboard, its alerts panel and /metrics follow what arrives.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 
 import duckdb
 
+from advertisex.analytics import refresh
 from advertisex.config import Settings
 from advertisex.errors import AdvertisexError
 from advertisex.quality import run_cycle
@@ -39,8 +41,12 @@ class Jobs:
 
     def run_once(self) -> None:
         try:
-            run_cycle(self._store, self._settings)
+            refresh(self._store, self._settings)
         except (AdvertisexError, duckdb.Error) as e:  # the next tick tries again
+            log.error("serve jobs: rollup refresh failed: %s", e)
+        try:
+            run_cycle(self._store, self._settings)
+        except (AdvertisexError, duckdb.Error) as e:
             log.error("serve jobs: check cycle failed: %s", e)
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from advertisex.analytics import GROUPS, METRICS, campaign_report
 from advertisex.analytics.overview import rejects_by_reason, rejects_page, source_health
+from advertisex.analytics.report import Source
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 from advertisex.quality import list_alerts, run_checks
@@ -39,6 +40,9 @@ FUNNEL = tuple(
     m for m in ("bid_requests", "wins", "impressions", "clicks", "conversions") if m in METRICS
 )
 _COMMON = frozenset({"format"})
+# What the campaign figures are read from, as `advertisex report --source` takes it.
+SOURCES_OF_FIGURES: dict[str, Source] = {"auto": "auto", "rollups": "rollups", "events": "events"}
+_SCOPE = {"from", "to", "include_ivt", "source", *FILTERS}
 
 
 class Unprocessable(Exception):
@@ -113,6 +117,10 @@ From = Annotated[
     Query(alias="from", description="From this time, inclusive (ISO-8601, UTC unless an offset)."),
 ]
 To = Annotated[str | None, Query(alias="to", description="Until this time, exclusive.")]
+Ivt = Annotated[str | None, Query(description="true: count invalid traffic too.")]
+FiguresFrom = Annotated[
+    str | None, Query(alias="source", description="auto (default), rollups or events.")
+]
 Fmt = Annotated[str | None, Query(description="json (default) or csv.")]
 
 
@@ -192,31 +200,47 @@ def _filters(request: Request) -> dict[str, set[str]]:
     }
 
 
-def _report(
-    con: duckdb.DuckDBPyConnection,
-    by: list[str],
-    start: datetime | None,
-    end: datetime | None,
-    filters: dict[str, set[str]],
-) -> list[dict[str, Any]]:
-    """campaign_report by `by` plus each filtered dimension, keeping the groups the filters name.
+def _report(request: Request, by: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """campaign_report by `by` plus each filtered dimension, keeping the groups the filters name;
+    and the query as understood (range, invalid traffic, source, filters).
 
     Grouping by a filtered dimension too and keeping its values gives the filtered figures
     (ratios included) without another query language: the report stays the only source.
     """
-    extra = [g for g in filters if g not in by]
-    groups = by + extra
+    q = request.query_params
+    start, end = _range(q.get("from"), q.get("to"))
+    include_ivt = _flag(q.get("include_ivt"), "include_ivt")
+    source = _choose("source", [q.get("source") or "auto"], list(SOURCES_OF_FIGURES))[0]
+    filters = _filters(request)
+    groups = by + [g for g in filters if g not in by]
     try:
-        rows = campaign_report(con, groups, start, end)
+        rows = campaign_report(
+            _reader(request).cursor(),
+            groups,
+            start,
+            end,
+            include_ivt=include_ivt,
+            source=SOURCES_OF_FIGURES[source],
+            settings=request.app.state.settings,
+        )
     except ConfigError as e:
         raise Unprocessable(e.message) from None
     except duckdb.Error as e:
         raise Unavailable(f"the store cannot answer now: {e}") from None
-    if not rows or not filters:
-        return rows
-    # The report's rows start with one key column per group, in the order asked.
-    key_of = dict(zip(groups, list(rows[0])[: len(groups)], strict=True))
-    return [r for r in rows if all(str(r[key_of[g]]) in wanted for g, wanted in filters.items())]
+    query = {
+        "from": start,
+        "to": end,
+        "include_ivt": include_ivt,
+        "source": source,
+        "filters": {g: sorted(v) for g, v in filters.items()},
+    }
+    if rows and filters:
+        # The report's rows start with one key column per group, in the order asked.
+        key_of = dict(zip(groups, list(rows[0])[: len(groups)], strict=True))
+        rows = [
+            r for r in rows if all(str(r[key_of[g]]) in wanted for g, wanted in filters.items())
+        ]
+    return rows, query
 
 
 def _answer(request: Request, fmt: str | None, body: dict[str, Any], rows_key: str) -> Response:
@@ -289,6 +313,8 @@ def get_campaigns(
     ] = None,
     start: From = None,
     end: To = None,
+    include_ivt: Ivt = None,
+    figures_from: FiguresFrom = None,
     sort: Annotated[
         str | None, Query(description="A column; prefix - for descending (default: report order).")
     ] = None,
@@ -301,19 +327,13 @@ def get_campaigns(
     country: Many = None,
     device: Many = None,
 ) -> Response:
-    _known(request, {"group_by", "from", "to", "sort", "limit", *FILTERS})
+    _known(request, {"group_by", "sort", "limit", *_SCOPE})
     by = _choose("group_by", _values(group_by) or ["campaign"], list(GROUPS))
-    s, e = _range(start, end)
     settings: Settings = request.app.state.settings
     n = _int(limit, "limit", settings.query_max_rows, 1, settings.query_max_rows)
-    rows = _report(_reader(request).cursor(), by, s, e, _filters(request))
+    rows, query = _report(request, by)
     rows = _sort(rows, sort)[:n]
-    query = {"group_by": by, "from": s, "to": e, "filters": _filters_out(request)}
-    return _answer(request, format, {"query": query, "rows": rows}, "rows")
-
-
-def _filters_out(request: Request) -> dict[str, list[str]]:
-    return {g: sorted(v) for g, v in _filters(request).items()}
+    return _answer(request, format, {"query": {"group_by": by, **query}, "rows": rows}, "rows")
 
 
 @router.get("/timeseries", summary="Metrics per hour or day, oldest first.")
@@ -325,6 +345,8 @@ def get_timeseries(
     interval: Annotated[str | None, Query(description="hour (default) or day.")] = None,
     start: From = None,
     end: To = None,
+    include_ivt: Ivt = None,
+    figures_from: FiguresFrom = None,
     format: Fmt = None,
     campaign: Many = None,
     advertiser: Many = None,
@@ -333,23 +355,15 @@ def get_timeseries(
     country: Many = None,
     device: Many = None,
 ) -> Response:
-    _known(request, {"metric", "interval", "from", "to", *FILTERS})
+    _known(request, {"metric", "interval", *_SCOPE})
     metrics = _choose("metric", _values(metric) or list(METRICS), list(METRICS))
     step = _choose("interval", [interval or "hour"], ["hour", "day"])[0]
-    s, e = _range(start, end)
-    filters = _filters(request)
-    rows = _report(_reader(request).cursor(), [step], s, e, filters)
+    rows, scope = _report(request, [step])
     if rows:
         time_key = next(iter(rows[0]))
         keep = [time_key, *(k for k in list(rows[0])[1:] if k not in METRICS), *metrics]
         rows = sorted(({k: r[k] for k in keep} for r in rows), key=lambda r: str(r[time_key]))
-    query = {
-        "metric": metrics,
-        "interval": step,
-        "from": s,
-        "to": e,
-        "filters": _filters_out(request),
-    }
+    query = {"metric": metrics, "interval": step, **scope}
     return _answer(request, format, {"query": query, "rows": rows}, "rows")
 
 
@@ -358,6 +372,8 @@ def get_funnel(
     request: Request,
     start: From = None,
     end: To = None,
+    include_ivt: Ivt = None,
+    figures_from: FiguresFrom = None,
     format: Fmt = None,
     campaign: Many = None,
     advertiser: Many = None,
@@ -366,9 +382,8 @@ def get_funnel(
     country: Many = None,
     device: Many = None,
 ) -> Response:
-    _known(request, {"from", "to", *FILTERS})
-    s, e = _range(start, end)
-    rows = _report(_reader(request).cursor(), ["day"], s, e, _filters(request))
+    _known(request, _SCOPE)
+    rows, query = _report(request, ["day"])
     steps = []
     previous: int | None = None
     for name in FUNNEL:
@@ -376,7 +391,6 @@ def get_funnel(
         rate = None if not previous else count / previous
         steps.append({"step": name, "count": count, "rate_from_previous": rate})
         previous = count
-    query = {"from": s, "to": e, "filters": _filters_out(request)}
     return _answer(request, format, {"query": query, "steps": steps}, "steps")
 
 

@@ -190,15 +190,20 @@ async function refresh() {
       if (!state.meta.groups.includes("country")) document.getElementById("country-panel").hidden = true;
       if (!state.meta.alerts) document.getElementById("alerts-panel").hidden = true;
     }
-    // Ranges count back from the newest hour with data, so a store of past days reads well too.
-    const series = (await api("timeseries", { interval: "hour" })).rows;
+    // Ranges count back from the newest hour with impressions, so a store of past days reads
+    // well too (bid requests without a time of their own carry their arrival time).
+    // The figures come from the rollups, which serve's timer keeps up with what arrives (the
+    // API's default, auto, would recompute from the events whenever a batch is newer).
+    const scope = { source: "rollups", include_ivt: document.getElementById("ivt").checked ? "true" : null };
+    const series = (await api("timeseries", { interval: "hour", ...scope })).rows;
+    const served = series.filter((r) => r.impressions > 0);
     let from = null, to = null;
-    if (state.range !== "all" && series.length) {
-      const end = Date.parse(series[series.length - 1].hour + "Z") + HOUR;
+    if (state.range !== "all" && served.length) {
+      const end = Date.parse(served[served.length - 1].hour + "Z") + HOUR;
       from = iso(end - Number(state.range) * HOUR);
       to = iso(end);
     }
-    const range = { from, to };
+    const range = { from, to, ...scope };
     const wants = [api("campaigns", { group_by: "campaign", ...range }), api("funnel", range), api("quality")];
     if (state.meta.groups.includes("country")) wants.push(api("campaigns", { group_by: "country", ...range }));
     const [campaigns, funnel, quality, countries] = await Promise.all(wants);
@@ -235,6 +240,7 @@ for (const b of document.querySelectorAll("#ranges button")) {
     refresh();
   });
 }
+document.getElementById("ivt").addEventListener("change", () => refresh());
 window.addEventListener("resize", () => state.charts.forEach((c) => c.setSize({ width: Math.max(280, c.root.parentElement.clientWidth), height: 200 })));
 
 refresh().then(() => setInterval(refresh, state.meta ? state.meta.refresh_seconds * 1000 : 10000));
