@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     # Query API and dashboard (`serve`): read routes need this bearer token when set.
     query_token: SecretStr | None = None
     query_max_rows: int = Field(default=10_000, ge=1)  # a page of results is at most this long
+    # Campaign figures are cached until the data changes, checked at most this often (0: always).
+    query_cache_ms: float = Field(default=100.0, ge=0)
     dashboard_refresh_seconds: float = Field(default=10.0, ge=1)  # the page reloads its data
     # `serve` refreshes the rollups, runs the quality checks and advances the alerts this often
     # (0: never); the dashboard reads the rollups.

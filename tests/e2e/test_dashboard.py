@@ -131,6 +131,12 @@ def test_dashboard_shows_the_apis_numbers_sorts_and_filters_by_time(
         want = quality[row["source"][0]]
         for col in ("received", "accepted", "rejected", "duplicates"):
             assert row[col][0] == shown_int(want[col])
+    countries = {r["country"]: r for r in api(url, "campaigns", group_by="country")["rows"]}
+    shown_countries = table(page, "#countries")
+    assert len(shown_countries) == len(countries) > 1  # issue 3's geo filled the countries
+    for row in shown_countries:
+        want = countries[None if row["country"][1] is None else row["country"][0]]
+        assert row["impressions"][0] == shown_int(want["impressions"])
     assert page.locator("#charts .uplot").count() >= 2  # the vendored chart library drew
     assert page.locator("#reasons tbody tr[data-key]").count() > 0
 

@@ -104,3 +104,17 @@ def source_health(
         [late_seconds] * len(parts) + [now],
     )
     return _rows(cur)
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """What campaign figures depend on, cheaply: changes whenever a batch commits, the rollups
+    are refreshed or the creatives dimension is loaded (results cached under it stay exact)."""
+    return tuple(
+        con.execute(
+            """
+            SELECT (SELECT max(batch_id) FROM batches), (SELECT count(*) FROM batches),
+                   (SELECT count(*) FROM rollup_runs), (SELECT max(loaded_at) FROM creatives),
+                   (SELECT count(*) FROM creatives)
+            """
+        ).fetchall()[0]
+    )

@@ -185,17 +185,21 @@ const iso = (ms) => new Date(ms).toISOString().slice(0, 19);
 
 async function refresh() {
   try {
-    if (!state.meta) {
-      state.meta = await api("meta");
-      if (!state.meta.groups.includes("country")) document.getElementById("country-panel").hidden = true;
-      if (!state.meta.alerts) document.getElementById("alerts-panel").hidden = true;
-    }
-    // Ranges count back from the newest hour with impressions, so a store of past days reads
-    // well too (bid requests without a time of their own carry their arrival time).
     // The figures come from the rollups, which serve's timer keeps up with what arrives (the
     // API's default, auto, would recompute from the events whenever a batch is newer).
     const scope = { source: "rollups", include_ivt: document.getElementById("ivt").checked ? "true" : null };
-    const series = (await api("timeseries", { interval: "hour", ...scope })).rows;
+    const panels = (range) => Promise.all([
+      api("campaigns", { group_by: "campaign", ...range }), api("funnel", range), api("quality"),
+      api("campaigns", { group_by: "country", ...range }), api("alerts", { limit: 50 }),
+    ]);
+    // All at once for all data; a range waits for the series, whose newest hour with
+    // impressions anchors it (so a store of past days reads well too; bid requests without a
+    // time of their own carry their arrival time).
+    const metaP = state.meta ? Promise.resolve(state.meta) : api("meta");
+    const seriesP = api("timeseries", { interval: "hour", ...scope });
+    const early = state.range === "all" ? panels(scope) : null;
+    state.meta = await metaP;
+    const series = (await seriesP).rows;
     const served = series.filter((r) => r.impressions > 0);
     let from = null, to = null;
     if (state.range !== "all" && served.length) {
@@ -203,21 +207,16 @@ async function refresh() {
       from = iso(end - Number(state.range) * HOUR);
       to = iso(end);
     }
-    const range = { from, to, ...scope };
-    const wants = [api("campaigns", { group_by: "campaign", ...range }), api("funnel", range), api("quality")];
-    if (state.meta.groups.includes("country")) wants.push(api("campaigns", { group_by: "country", ...range }));
-    const [campaigns, funnel, quality, countries] = await Promise.all(wants);
+    const [campaigns, funnel, quality, countries, alerts] = await (early || panels({ from, to, ...scope }));
     state.rows = campaigns.rows;
     renderCampaigns();
     renderKpis(state.rows);
     renderCharts(series, from, to);
     renderFunnel(funnel.steps);
     renderQuality(quality);
-    if (countries) {
-      const cols = ["country", ...["impressions", "clicks", "ctr", "conversions", "spend"].filter((m) => state.meta.metrics.includes(m))];
-      fillTable(document.getElementById("countries"), cols, countries.rows);
-    }
-    if (state.meta.alerts) renderAlerts((await api("alerts", { limit: 50 })).rows);
+    const cols = ["country", ...["impressions", "clicks", "ctr", "conversions", "spend"].filter((m) => state.meta.metrics.includes(m))];
+    fillTable(document.getElementById("countries"), cols, countries.rows);
+    renderAlerts(alerts.rows);
     // The checks run their queries now: drawn when they answer, without holding the page up.
     api("checks").then((c) => renderChecks(c.rows)).catch(() => {});
     document.getElementById("error").hidden = true;
