@@ -659,6 +659,7 @@ def enrichment(
             )
     _emit(rows, output, title="enrichment")
 
+
 # -- attribution and rollups (issue 4) ------------------------------------------------------
 
 

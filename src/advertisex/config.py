@@ -161,6 +161,7 @@ class Settings(BaseSettings):
                 int(s.strip().upper().removeprefix("AS")) for s in v.split(",") if s.strip()
             )
         return v
+
     # Attribution and rollups (analytics/): windows are inclusive at both ends.
     click_lookback_hours: float = Field(default=24.0, gt=0)  # click -> impression
     click_through_days: float = Field(default=7.0, ge=0)  # conversion -> click
