@@ -449,3 +449,23 @@ def test_sign_url_command_builds_a_link_the_click_tracker_follows(
     missing = cli("sign-url", landing, db=False)
     assert missing.exit_code == 2
     assert "set ADVX_TRACKER_SECRET" in missing.stderr
+
+
+def test_serve_keeps_rollups_and_checks_current_on_its_timer(tmp_path: Path) -> None:
+    """What serve loads reaches the rollups and the quality checks without any command."""
+    settings = load_settings(db=tmp_path / "jobs.duckdb", serve_jobs_seconds=0.3)
+    with collector(settings) as (url, app):
+        answer = HTTP.post(f"{url}/v1/impressions", content=ndjson([f"j{i}" for i in range(25)]))
+        assert answer.status_code == 202
+        deadline = time.monotonic() + 30
+        while app.state.jobs.runs < 2:  # one run after the load committed, at least
+            assert time.monotonic() < deadline, "the jobs did not run"
+            time.sleep(0.1)
+        metrics = HTTP.get(f"{url}/metrics/").text
+    assert re.search(r"^advx_check_runs_total [1-9]", metrics, re.M)
+    con = duckdb.connect(str(settings.db), read_only=True)
+    try:
+        rolled = con.execute("SELECT sum(impressions) FROM rollup_hourly").fetchall()
+    finally:
+        con.close()
+    assert rolled == [(25,)]

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
 from advertisex.api.collector import router
+from advertisex.api.jobs import Jobs
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 from advertisex.pipeline.forward import KafkaForwarder
@@ -48,9 +49,13 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
             spool = Spool(folder, settings.collector_spool_rotate_bytes)
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
+        jobs = Jobs(store, settings) if settings.serve_jobs_seconds > 0 else None
+        app.state.jobs = jobs
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.close()
             batcher.close()  # the last requests flush and commit before the store closes
             store.close()
             if spool is not None:
