@@ -25,7 +25,7 @@ demo: $(VENV)/.installed assets
 	$(BIN)/advertisex dims load $(DEMO)/input/dims/creatives.csv --db $(DB)
 	# exit code 3 means "some rows quarantined": the demo injects faults on purpose
 	$(BIN)/advertisex ingest $(DEMO)/input/data --db $(DB) || [ $$? -eq 3 ]
-	$(BIN)/advertisex report --db $(DB) --by campaign
+	$(BIN)/advertisex report --db $(DB) --by campaign --metrics impressions,clicks,ctr,conversions,cvr,spend,cpa,roas
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

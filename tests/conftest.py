@@ -65,3 +65,53 @@ def reconciled(report: IngestReport, source: str) -> SourceCounts:
     c = report.sources[source]
     assert c.received == c.accepted + c.rejected + c.duplicates, c.to_dict()
     return c
+
+
+# The seed bid request shape of DESIGN.md, as Avro.
+SEED_BID_SCHEMA = {
+    "type": "record",
+    "name": "BidRequest",
+    "fields": [
+        {
+            "name": "user_info",
+            "type": {
+                "type": "record",
+                "name": "UserInfo",
+                "fields": [
+                    {"name": "user_id", "type": "int"},
+                    {"name": "location", "type": "string"},
+                ],
+            },
+        },
+        {
+            "name": "auction_details",
+            "type": {
+                "type": "record",
+                "name": "AuctionDetails",
+                "fields": [
+                    {"name": "auction_id", "type": "string"},
+                    {"name": "bid_amount", "type": "double"},
+                ],
+            },
+        },
+        {
+            "name": "ad_targeting",
+            "type": {
+                "type": "record",
+                "name": "AdTargeting",
+                "fields": [
+                    {"name": "creative_id", "type": "int"},
+                    {"name": "website", "type": "string"},
+                ],
+            },
+        },
+    ],
+}
+
+
+def seed_bid(auction: str, user: int = 101) -> dict[str, object]:
+    return {
+        "user_info": {"user_id": user, "location": "US"},
+        "auction_details": {"auction_id": auction, "bid_amount": 1.25},
+        "ad_targeting": {"creative_id": 1, "website": "example.com"},
+    }

@@ -41,7 +41,11 @@ def test_ingest_reconciles_with_truth_and_is_idempotent(
             assert got.duplicates == expected["duplicates"], name
             assert dict(got.rejected_by_reason) == expected["rejected_by_reason"], name
 
-        campaigns = {r["campaign_id"]: r for r in campaign_report(store.con, ["campaign"])}
+        # truth counts every valid event; injected invalid traffic is flagged, not dropped
+        campaigns = {
+            r["campaign_id"]: r
+            for r in campaign_report(store.con, ["campaign"], include_ivt=True, settings=settings)
+        }
         for campaign_id, expected in truth["campaigns"].items():
             row = campaigns.get(campaign_id, {"impressions": 0, "clicks": 0, "conversions": 0})
             assert (row["impressions"], row["clicks"], row["conversions"]) == (
@@ -49,6 +53,11 @@ def test_ingest_reconciles_with_truth_and_is_idempotent(
                 expected["clicks"],
                 expected["conversions"],
             ), campaign_id
+        billable = campaign_report(store.con, ["campaign"], settings=settings)
+        valid_impressions = store.con.execute(
+            "SELECT count(*) FROM impressions WHERE ivt_reason IS NULL"
+        ).fetchall()[0][0]
+        assert 0 < sum(r["impressions"] for r in billable) == valid_impressions
 
         stored = {
             t: store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]

@@ -291,10 +291,19 @@ def report(
     source: str = typer.Option(
         "auto", help="rollups, events (recompute from the events) or auto (rollups when current)."
     ),
+    metrics: str | None = typer.Option(
+        None,
+        help="Only these metrics, comma-separated (e.g. impressions,clicks,ctr); all if unset.",
+    ),
 ) -> None:
     """Campaign metrics per group: delivery, clicks, conversions, spend, revenue, bidding."""
-    from advertisex.analytics import campaign_report
+    from advertisex.analytics import METRICS, campaign_report
     from advertisex.store import Store
+
+    shown = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else list(METRICS)
+    unknown = [m for m in shown if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"--metrics {unknown[0]!r} is unknown; use some of {', '.join(METRICS)}")
 
     if output not in ("table", "json", "csv"):
         raise ConfigError(f"--format {output!r} is unknown; use table, json or csv")
@@ -312,7 +321,8 @@ def report(
             source=source,  # type: ignore[arg-type]  # checked above
             settings=settings,
         )
-    _emit(rows, output)
+    hidden = set(METRICS) - set(shown)
+    _emit([{k: v for k, v in r.items() if k not in hidden} for r in rows], output)
 
 
 def _emit(rows: list[dict[str, Any]], output: str, title: str | None = None) -> None:
@@ -333,9 +343,15 @@ def _emit(rows: list[dict[str, Any]], output: str, title: str | None = None) -> 
         return
     for key in rows[0]:
         table.add_column(key, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(k, v) for k, v in row.items()))
-    out.print(table)
+    cells = [[_cell(k, v) for k, v in row.items()] for row in rows]
+    for row_cells in cells:
+        table.add_row(*row_cells)
+    if out.is_terminal:
+        out.print(table)
+        return
+    # Piped or redirected: as wide as the table needs, instead of folding it into 80 columns.
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(rows[0])]
+    Console(width=sum(widths) + 3 * len(widths) + 1).print(table)
 
 
 def _cell(key: str, value: Any) -> str:

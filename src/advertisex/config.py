@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     duckdb_threads: int = Field(default=0, ge=0)  # 0: DuckDB's own choice
 
     # Real time: HTTP collector (`serve`) and Kafka consumer (`consume`).
+    # Seconds between serve's runs of the rollup refresh and the quality checks (0: never).
+    serve_jobs_seconds: float = Field(default=30.0, ge=0)
     # API key per source for the write routes, sent in the X-API-Key header; none: loopback only.
     collector_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
     collector_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # beyond: 413
@@ -84,9 +86,6 @@ class Settings(BaseSettings):
     # Campaign figures are cached until the data changes, checked at most this often (0: always).
     query_cache_ms: float = Field(default=100.0, ge=0)
     dashboard_refresh_seconds: float = Field(default=10.0, ge=1)  # the page reloads its data
-    # `serve` refreshes the rollups, runs the quality checks and advances the alerts this often
-    # (0: never); the dashboard reads the rollups.
-    serve_jobs_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("collector_api_keys")
     @classmethod

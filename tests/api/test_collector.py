@@ -26,55 +26,7 @@ from advertisex.api.collector import PIXEL, sign_url
 from advertisex.config import Settings, load_settings
 from advertisex.pipeline.microbatch import MicroBatcher
 from tests.api.conftest import HTTP, collector, ndjson, start_serve, wait_ready
-from tests.conftest import Cli
-
-BID_SCHEMA = {
-    "type": "record",
-    "name": "BidRequest",
-    "fields": [
-        {
-            "name": "user_info",
-            "type": {
-                "type": "record",
-                "name": "UserInfo",
-                "fields": [
-                    {"name": "user_id", "type": "string"},
-                    {"name": "location", "type": "string"},
-                ],
-            },
-        },
-        {
-            "name": "auction_details",
-            "type": {
-                "type": "record",
-                "name": "Auction",
-                "fields": [
-                    {"name": "auction_id", "type": "string"},
-                    {"name": "bid_amount", "type": "double"},
-                ],
-            },
-        },
-        {
-            "name": "ad_targeting",
-            "type": {
-                "type": "record",
-                "name": "Targeting",
-                "fields": [
-                    {"name": "creative_id", "type": "string"},
-                    {"name": "website", "type": "string"},
-                ],
-            },
-        },
-    ],
-}
-
-
-def bid(auction: str) -> dict[str, Any]:
-    return {
-        "user_info": {"user_id": "u1", "location": "US"},
-        "auction_details": {"auction_id": auction, "bid_amount": 1.25},
-        "ad_targeting": {"creative_id": "c1", "website": "example.com"},
-    }
+from tests.conftest import SEED_BID_SCHEMA, Cli, seed_bid
 
 
 def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -158,12 +110,14 @@ def test_json_array_gzip_and_csv_events(settings: Settings) -> None:
 def test_bid_requests_avro_container_and_confluent_wire_format(tmp_path: Path) -> None:
     schemas = tmp_path / "schemas"
     schemas.mkdir()
-    (schemas / "42.avsc").write_text(json.dumps(BID_SCHEMA))
+    (schemas / "42.avsc").write_text(json.dumps(SEED_BID_SCHEMA))
     settings = load_settings(db=tmp_path / "s.duckdb", schema_dir=schemas)
     container = io.BytesIO()
-    fastavro.writer(container, fastavro.parse_schema(BID_SCHEMA), [bid("a1"), bid("a2")])
+    fastavro.writer(
+        container, fastavro.parse_schema(SEED_BID_SCHEMA), [seed_bid("a1"), seed_bid("a2")]
+    )
     single = io.BytesIO()
-    fastavro.schemaless_writer(single, fastavro.parse_schema(BID_SCHEMA), bid("a3"))
+    fastavro.schemaless_writer(single, fastavro.parse_schema(SEED_BID_SCHEMA), seed_bid("a3"))
     wire = b"\x00" + struct.pack(">I", 42) + single.getvalue()
     with collector(settings) as (url, _):
         r = HTTP.post(url + "/v1/bid-requests", content=container.getvalue())
@@ -449,3 +403,23 @@ def test_sign_url_command_builds_a_link_the_click_tracker_follows(
     missing = cli("sign-url", landing, db=False)
     assert missing.exit_code == 2
     assert "set ADVX_TRACKER_SECRET" in missing.stderr
+
+
+def test_serve_keeps_rollups_and_checks_current_on_its_timer(tmp_path: Path) -> None:
+    """What serve loads reaches the rollups and the quality checks without any command."""
+    settings = load_settings(db=tmp_path / "jobs.duckdb", serve_jobs_seconds=0.3)
+    with collector(settings) as (url, app):
+        answer = HTTP.post(f"{url}/v1/impressions", content=ndjson([f"j{i}" for i in range(25)]))
+        assert answer.status_code == 202
+        deadline = time.monotonic() + 30
+        while app.state.jobs.runs < 2:  # one run after the load committed, at least
+            assert time.monotonic() < deadline, "the jobs did not run"
+            time.sleep(0.1)
+        metrics = HTTP.get(f"{url}/metrics/").text
+    assert re.search(r"^advx_check_runs_total [1-9]", metrics, re.M)
+    con = duckdb.connect(str(settings.db), read_only=True)
+    try:
+        rolled = con.execute("SELECT sum(impressions) FROM rollup_hourly").fetchall()
+    finally:
+        con.close()
+    assert rolled == [(25,)]

@@ -123,6 +123,14 @@ def test_report_json_keys_and_dimension_join(tmp_path: Path, cli: Cli) -> None:
     assert sorted(sites) == ["site0.com", "site1.com", "site2.com", "site3.com"]
     assert sum(int(row[2]) for row in sites.values()) == 2
 
+    picked = cli.json("report", "--metrics", "impressions, ctr", "--format", "json")
+    assert {r["campaign_id"]: (r["impressions"], r["ctr"]) for r in picked} == {
+        c: (by[c]["impressions"], by[c]["ctr"]) for c in by
+    }
+    assert all(list(r) == ["campaign_id", "impressions", "ctr"] for r in picked)
+    wrong = cli("report", "--metrics", "impresions")
+    assert wrong.exit_code == 2 and "--metrics 'impresions' is unknown" in wrong.stderr
+
 
 def test_rejects_listing_and_replay_from_the_cli(tmp_path: Path, cli: Cli) -> None:
     (tmp_path / "e.csv").write_text(

@@ -12,66 +12,19 @@ import pytest
 
 from advertisex.config import Settings, load_settings
 from advertisex.store import Store
-from tests.conftest import ingest, reconciled
+from tests.conftest import SEED_BID_SCHEMA, ingest, reconciled, seed_bid
 
 SEED_IMPRESSION = (
     '{"creative_id": 1, "user_id": 101, "timestamp": "2023-11-01 10:00:00", '
     '"website": "example.com"}'
 )
 SEED_CLICKS = "timestamp,user_id,campaign_id,conversion_type\n2023-11-01 10:05:00,101,7,click\n"
-SEED_BID_SCHEMA = {
-    "type": "record",
-    "name": "BidRequest",
-    "fields": [
-        {
-            "name": "user_info",
-            "type": {
-                "type": "record",
-                "name": "UserInfo",
-                "fields": [
-                    {"name": "user_id", "type": "int"},
-                    {"name": "location", "type": "string"},
-                ],
-            },
-        },
-        {
-            "name": "auction_details",
-            "type": {
-                "type": "record",
-                "name": "AuctionDetails",
-                "fields": [
-                    {"name": "auction_id", "type": "string"},
-                    {"name": "bid_amount", "type": "double"},
-                ],
-            },
-        },
-        {
-            "name": "ad_targeting",
-            "type": {
-                "type": "record",
-                "name": "AdTargeting",
-                "fields": [
-                    {"name": "creative_id", "type": "int"},
-                    {"name": "website", "type": "string"},
-                ],
-            },
-        },
-    ],
-}
 
 
 def write_bids(path: Path, records: list[dict[str, object]], codec: str = "deflate") -> Path:
     with path.open("wb") as f:
         fastavro.writer(f, fastavro.parse_schema(SEED_BID_SCHEMA), records, codec=codec)
     return path
-
-
-def seed_bid(auction: str, user: int = 101) -> dict[str, object]:
-    return {
-        "user_info": {"user_id": user, "location": "US"},
-        "auction_details": {"auction_id": auction, "bid_amount": 1.25},
-        "ad_targeting": {"creative_id": 1, "website": "example.com"},
-    }
 
 
 def rows(store: Store, sql: str) -> list[tuple[object, ...]]:

@@ -54,7 +54,8 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
         app.state.reader = Reader(store, settings)
-        jobs = Jobs(store, settings) if settings.serve_jobs_seconds else None
+        jobs = Jobs(store, settings) if settings.serve_jobs_seconds > 0 else None
+        app.state.jobs = jobs
         try:
             yield
         finally:

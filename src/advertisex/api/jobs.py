@@ -1,9 +1,8 @@
-"""serve's timer: the jobs over the store while the collector loads.
+"""The jobs `serve` runs on a timer over what it loaded: rollups, then checks and alerts.
 
-Every `serve_jobs_seconds`: fold the new batches into attribution and rollups, then run the
-quality checks and advance the alerts. They run on a cursor of the serving store of their own
-(DuckDB lets one process hold the file; its transactions keep the jobs and the collector's
-writer apart), so the dashboard, its alerts panel and /metrics follow what arrives.
+They run on a thread of their own, on a connection of their own to the same database (DuckDB
+serves one thread per connection); the collector's writer goes on meanwhile. A failing run is
+logged and the next one tries again: a job never stops the collector.
 """
 
 from __future__ import annotations
@@ -11,12 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-import duckdb
-
-from advertisex.analytics import refresh
 from advertisex.config import Settings
-from advertisex.errors import AdvertisexError
-from advertisex.quality import run_cycle
 from advertisex.store import Store
 from advertisex.store.duckdb import configure
 
@@ -24,14 +18,15 @@ log = logging.getLogger("advertisex.serve")
 
 
 class Jobs:
-    """A thread running the jobs on a timer until `close`."""
+    """Every `settings.serve_jobs_seconds`: analytics.refresh, then quality.run_cycle."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
+        con = store.con.cursor()
+        configure(con, settings)
+        self._store = Store(con, store.path)
         self._settings = settings
-        cursor = store.con.cursor()
-        configure(cursor, settings)
-        self._store = Store(cursor, store.path)
         self._stop = threading.Event()
+        self.runs = 0
         self._thread = threading.Thread(target=self._loop, name="advx-jobs", daemon=True)
         self._thread.start()
 
@@ -40,16 +35,17 @@ class Jobs:
             self.run_once()
 
     def run_once(self) -> None:
+        from advertisex.analytics import refresh
+        from advertisex.quality import run_cycle
+
         try:
             refresh(self._store, self._settings)
-        except (AdvertisexError, duckdb.Error) as e:  # the next tick tries again
-            log.error("serve jobs: rollup refresh failed: %s", e)
-        try:
             run_cycle(self._store, self._settings)
-        except (AdvertisexError, duckdb.Error) as e:
-            log.error("serve jobs: check cycle failed: %s", e)
+        except Exception:  # logged; the next run tries again
+            log.exception("serve: the rollup/check job failed")
+        self.runs += 1
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(60)
+        self._thread.join()
         self._store.close()
