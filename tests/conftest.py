@@ -46,9 +46,9 @@ class Cli:
         self.db = db
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, db: bool = True) -> Any:
+    def __call__(self, *args: str, db: bool = True, env: dict[str, str] | None = None) -> Any:
         argv = list(args) + (["--db", str(self.db)] if db else [])
-        return self.runner.invoke(app, argv, catch_exceptions=False)
+        return self.runner.invoke(app, argv, catch_exceptions=False, env=env)
 
     def json(self, *args: str) -> Any:
         result = self(*args)

@@ -206,6 +206,8 @@ def ingest(
                 files, force=force, source=source, fmt=fmt, on_file=on_file, on_batch=on_batch
             )
         _refresh_rollups(store, settings)
+        if settings.quality_after_ingest:
+            _check_after_load(store, settings)
         if exporting:
             _export_metrics(settings, store, report, last_batch, time.monotonic() - started)
     if as_json:
@@ -214,6 +216,24 @@ def ingest(
         _print_reconciliation(report)
     if not report.clean:
         raise typer.Exit(EXIT_REJECTS)
+
+
+def _check_after_load(store: Any, settings: Settings) -> None:
+    """The quality checks after a load: alerts advance and reach the sinks; one summary line."""
+    from advertisex.quality import run_cycle
+
+    try:
+        result = run_cycle(store, settings)
+    except Exception as e:  # a check never fails the load it follows
+        _say(f"warning: the quality checks did not run: {type(e).__name__}: {e}")
+        return
+    failing = [f for f in result.findings if f.failed]
+    if failing:
+        critical = sum(f.severity == "critical" for f in failing)
+        _say(
+            f"quality: {len(failing)} checks failing ({critical} critical) as of now; "
+            "`advertisex check` lists them"
+        )
 
 
 def _last_batch(store: Any) -> int:

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
         return v
 
     # -- quality: checks, alerts, sinks and metrics export (issue 6) -------------------------
+    # `ingest` runs the checks (and advances the alerts) after it loads, as serve on its timer.
+    quality_after_ingest: bool = True
     # Checks look at the event-time window [as_of - grace - window, as_of - grace).
     quality_window_seconds: int = Field(default=600, ge=60)
     # Events of the last moments may still be on their way; windows end this much earlier.

@@ -260,3 +260,19 @@ def test_progress_bar_on_a_terminal_shows_files_and_rows(tmp_path: Path) -> None
         [*cmd, "--db", str(tmp_path / "pipe.duckdb")], capture_output=True, text=True, check=True
     )
     assert " rows" not in piped.stderr
+
+
+def test_ingest_runs_the_quality_checks_after_it_loads(tmp_path: Path, cli: Cli) -> None:
+    """Events from 2023 arriving now: stale sources, said in one line; alerts become pending."""
+    write_impressions(tmp_path / "imp.ndjson", 200)
+
+    result = cli("ingest", str(tmp_path / "imp.ndjson"))
+
+    assert result.exit_code == 0
+    assert re.search(r"quality: \d+ checks failing \(\d+ critical\)", result.stderr)
+    pending = cli.json("alerts", "--format", "json")
+    assert any(a["state"] == "pending" for a in pending)
+    assert any("freshness" in a["alertname"] for a in pending)
+
+    quiet = cli("ingest", str(tmp_path / "imp.ndjson"), env={"ADVX_QUALITY_AFTER_INGEST": "0"})
+    assert quiet.exit_code == 0 and "quality:" not in quiet.stderr

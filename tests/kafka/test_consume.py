@@ -26,7 +26,7 @@ from advertisex.config import load_settings
 from advertisex.pipeline.consume import KafkaConsumerLoop, parse_topics
 from advertisex.store import Store
 from tests.api.conftest import HTTP
-from tests.api.test_collector import BID_SCHEMA, bid
+from tests.conftest import SEED_BID_SCHEMA, seed_bid
 from tests.kafka.conftest import produce
 
 IMP = (
@@ -66,8 +66,8 @@ def test_poison_and_malformed_messages_are_quarantined_and_the_partition_moves_o
 ) -> None:
     schemas = tmp_path / "schemas"
     schemas.mkdir()
-    (schemas / "5.avsc").write_text(json.dumps(BID_SCHEMA))
-    parsed = fastavro.parse_schema(BID_SCHEMA)
+    (schemas / "5.avsc").write_text(json.dumps(SEED_BID_SCHEMA))
+    parsed = fastavro.parse_schema(SEED_BID_SCHEMA)
 
     def wire(schema_id: int, record: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
@@ -75,11 +75,11 @@ def test_poison_and_malformed_messages_are_quarantined_and_the_partition_moves_o
         return b"\x00" + struct.pack(">I", schema_id) + buf.getvalue()
 
     bids = [
-        wire(5, bid("b0")),
+        wire(5, seed_bid("b0")),
         b"not avro at all",  # offset 1: JSON-looking? no: malformed JSON
-        wire(9, bid("b2")),  # offset 2: unknown schema id
+        wire(9, seed_bid("b2")),  # offset 2: unknown schema id
         b"\x00\x00\x00\x00\x05\xff\xff\xff",  # offset 3: known schema, body cut short
-        wire(5, bid("b4")),
+        wire(5, seed_bid("b4")),
     ]
     produce(kafka, "bid_requests", bids, partition=0)
     produce(kafka, "impressions", [*impressions(0, 2), b'{"oops"', *impressions(2, 2)], partition=1)

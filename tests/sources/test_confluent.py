@@ -18,7 +18,8 @@ from advertisex.config import load_settings
 from advertisex.errors import InputError
 from advertisex.sources.confluent import SchemaRegistry
 from tests.api.conftest import collector
-from tests.api.test_collector import BID_SCHEMA, bid, rows
+from tests.api.test_collector import rows
+from tests.conftest import SEED_BID_SCHEMA, seed_bid
 
 
 class _Registry(BaseHTTPRequestHandler):
@@ -26,7 +27,7 @@ class _Registry(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/schemas/ids/5":
-            body = json.dumps({"schema": json.dumps(BID_SCHEMA)}).encode()
+            body = json.dumps({"schema": json.dumps(SEED_BID_SCHEMA)}).encode()
             self.send_response(200)
         else:
             body = b'{"error_code": 40403, "message": "Schema not found"}'
@@ -52,7 +53,7 @@ def registry_url() -> Iterator[str]:
 
 def test_registry_lookup_and_unknown_id(registry_url: str) -> None:
     reg = SchemaRegistry(url=registry_url)
-    assert json.loads(reg.schema(5)) == BID_SCHEMA
+    assert json.loads(reg.schema(5)) == SEED_BID_SCHEMA
     with pytest.raises(InputError, match="unknown Avro schema id 6"):
         reg.schema(6)
 
@@ -62,7 +63,7 @@ def test_collector_resolves_wire_format_through_the_registry(
 ) -> None:
     settings = load_settings(db=tmp_path / "s.duckdb", schema_registry_url=registry_url)
     buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, fastavro.parse_schema(BID_SCHEMA), bid("reg1"))
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(SEED_BID_SCHEMA), seed_bid("reg1"))
     with collector(settings) as (url, _):
         r = httpx.post(
             url + "/v1/bid-requests", content=b"\x00" + struct.pack(">I", 5) + buf.getvalue()
