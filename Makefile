@@ -19,13 +19,15 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-demo: $(VENV)/.installed assets
+demo: $(VENV)/.installed
+	@command -v npm >/dev/null && $(MAKE) -s assets || echo "dashboard assets not built (npm missing or failed): no charts until 'make assets'"
 	rm -rf $(DEMO)
 	$(BIN)/advertisex generate $(DEMO)/input --impressions 200000 --days 3 --seed 7
 	$(BIN)/advertisex dims load $(DEMO)/input/dims/creatives.csv --db $(DB)
 	# exit code 3 means "some rows quarantined": the demo injects faults on purpose
 	$(BIN)/advertisex ingest $(DEMO)/input/data --db $(DB) || [ $$? -eq 3 ]
 	$(BIN)/advertisex report --db $(DB) --by campaign --metrics impressions,clicks,ctr,conversions,cvr,spend,cpa,roas
+	@echo "dashboard and query API: $(BIN)/advertisex serve --db $(DB), then open http://127.0.0.1:8080/"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
