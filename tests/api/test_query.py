@@ -41,6 +41,7 @@ QUERIES: list[tuple[dict[str, Any], list[str]]] = [
         ["--by", "country,device", "--include-ivt"],
     ),
     ({"group_by": "campaign", "source": "events"}, ["--by", "campaign", "--source", "events"]),
+    ({"metric": "impressions,ctr,spend"}, ["--metrics", "impressions,ctr,spend"]),
 ]
 
 
@@ -173,6 +174,7 @@ def test_funnel_counts_are_the_report_totals(served: Served) -> None:
         ("/api/v1/campaigns", {"limit": "0"}, "limit 0 is out of range"),
         ("/api/v1/campaigns", {"sort": "colour"}, "sort 'colour' is not a column"),
         ("/api/v1/timeseries", {"metric": "happiness"}, "metric 'happiness' is unknown"),
+        ("/api/v1/campaigns", {"metric": "reach"}, "metric 'reach' is unknown"),
         ("/api/v1/timeseries", {"interval": "minute"}, "interval 'minute' is unknown"),
         ("/api/v1/rejects", {"reason": "bad_vibes"}, "reason 'bad_vibes' is unknown"),
         ("/api/v1/rejects", {"offset": "-1"}, "offset -1 is out of range"),

@@ -375,6 +375,9 @@ def get_campaigns(
     end: To = None,
     include_ivt: Ivt = None,
     figures_from: FiguresFrom = None,
+    metric: Annotated[
+        list[str] | None, Query(description=f"Only these of {', '.join(METRICS)} (default all).")
+    ] = None,
     sort: Annotated[
         str | None, Query(description="A column; prefix - for descending (default: report order).")
     ] = None,
@@ -388,12 +391,13 @@ def get_campaigns(
     device: Many = None,
 ) -> Response:
     def build() -> Response:
-        _known(request, {"group_by", "sort", "limit", *_SCOPE})
+        _known(request, {"group_by", "metric", "sort", "limit", *_SCOPE})
         by = _choose("group_by", _values(group_by) or ["campaign"], list(GROUPS))
+        hidden = set(METRICS) - set(_choose("metric", _values(metric), list(METRICS)) or METRICS)
         settings: Settings = request.app.state.settings
         n = _int(limit, "limit", settings.query_max_rows, 1, settings.query_max_rows)
         rows, query = _report(request, by)
-        rows = _sort(rows, sort)[:n]
+        rows = [{k: v for k, v in r.items() if k not in hidden} for r in _sort(rows, sort)[:n]]
         body = {"query": {"group_by": by, **query}, "rows": rows}
         return _answer(request, format, body, "rows")
 
