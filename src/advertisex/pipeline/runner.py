@@ -35,11 +35,11 @@ from advertisex.schemas.reasons import Reason
 from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.batch import Format, RawBatch
 from advertisex.sources.files import FileInput, read_file_batches, sniff_file
-from advertisex.store import Store, one
+from advertisex.store import BOOKKEEPING, Store, one
 
 _uid = itertools.count()
 # Named in the INSERT: a migrated store has its newer columns after these.
-_BOOKKEEPING = "source_uri, source_record, source_offset, batch_id, ingested_at"
+_BOOKKEEPING_COLUMNS = ", ".join(name for name, _ in BOOKKEEPING)
 
 
 @dataclass(frozen=True)
@@ -320,7 +320,7 @@ class Runner:
             inserted = one(
                 con,
                 f"""
-                INSERT INTO {source.table} ({col_list}, {_BOOKKEEPING})
+                INSERT INTO {source.table} ({col_list}, {_BOOKKEEPING_COLUMNS})
                 SELECT {col_list}, ?, _record, _offset, ?, ?
                 FROM _advx_batch b
                 ANTI JOIN (SELECT event_id FROM {source.table}

@@ -1,5 +1,5 @@
 """The warehouse: DuckDB by default, its schema, loads and source positions."""
 
-from advertisex.store.duckdb import Store, column_type, one
+from advertisex.store.duckdb import BOOKKEEPING, Store, column_type, one
 
-__all__ = ["Store", "column_type", "one"]
+__all__ = ["BOOKKEEPING", "Store", "column_type", "one"]

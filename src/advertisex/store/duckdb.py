@@ -16,7 +16,7 @@ from advertisex.schemas.sources import ENRICHED, ENRICHED_TYPES, SOURCES, Source
 
 SCHEMA_VERSION = 3
 
-_BOOKKEEPING = (
+BOOKKEEPING = (  # every event table's columns after its own: where each row came from
     ("source_uri", "VARCHAR"),
     ("source_record", "BIGINT"),
     ("source_offset", "BIGINT"),
@@ -40,7 +40,7 @@ def column_type(name: str) -> str:
 def _events_ddl(source: Source) -> str:
     cols = [f"{n} {column_type(n)}" for n in source.store_columns()]
     cols[0] += " NOT NULL"
-    cols += [f"{n} {t}" for n, t in _BOOKKEEPING]
+    cols += [f"{n} {t}" for n, t in BOOKKEEPING]
     return f"CREATE TABLE IF NOT EXISTS {source.table} (\n  " + ",\n  ".join(cols) + "\n)"
 
 
