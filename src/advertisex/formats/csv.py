@@ -50,7 +50,7 @@ def decode_csv(batch: RawBatch) -> Decoded:
     data = batch.data
     if not _is_utf8(data):
         # Not UTF-8: read as Windows-1252 (a superset of Latin-1), the usual culprit.
-        data = data.decode("cp1252", errors="replace").encode("utf-8")
+        data = bytes(data).decode("cp1252", errors="replace").encode("utf-8")
     a = np.frombuffer(data, dtype=np.uint8)
     # After each byte, inside quotes? (quote parity; one byte per element, no int64 sums)
     inside = np.bitwise_xor.accumulate((a == 34).view(np.uint8)).view(bool)
@@ -83,7 +83,7 @@ def decode_csv(batch: RawBatch) -> Decoded:
     )
     reject_rows = tail_reject(batch)
     for i in np.flatnonzero(bad):
-        text = data[starts[i] : stops[i]].decode("utf-8", errors="replace").rstrip("\r")
+        text = bytes(data[starts[i] : stops[i]]).decode("utf-8", errors="replace").rstrip("\r")
         detail = (
             "unterminated quoted field"
             if unterminated[i]
@@ -119,7 +119,7 @@ def decode_csv(batch: RawBatch) -> Decoded:
     return Decoded("columns", chunked(pa.table(cols)), rejects_table(reject_rows))
 
 
-def _is_utf8(data: bytes) -> bool:
+def _is_utf8(data: bytes | memoryview) -> bool:
     arr = pa.Array.from_buffers(
         pa.large_string(),
         1,
@@ -133,7 +133,7 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _parse(
-    body: bytes, names: list[str], delim: str, expected: int, quoted_newlines: bool
+    body: bytes | memoryview, names: list[str], delim: str, expected: int, quoted_newlines: bool
 ) -> pa.Table:
     """Fields of well-formed records as strings; empty fields stay empty strings."""
     string_types = {name: pa.large_string() for name in names}
@@ -141,7 +141,7 @@ def _parse(
         return pa.table({n: pa.array([], pa.large_string()) for n in names})
     try:
         table = pacsv.read_csv(
-            io.BytesIO(body),
+            pa.BufferReader(pa.py_buffer(body)),
             read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
             parse_options=pacsv.ParseOptions(
                 delimiter=delim, newlines_in_values=quoted_newlines, ignore_empty_lines=True
@@ -161,8 +161,8 @@ def _parse(
     return table
 
 
-def _parse_each(body: bytes, names: list[str], delim: str) -> pa.Table:
-    text = body.decode("utf-8", errors="replace")
+def _parse_each(body: bytes | memoryview, names: list[str], delim: str) -> pa.Table:
+    text = bytes(body).decode("utf-8", errors="replace")
     rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delim) if r]
     return pa.table(
         {

@@ -52,7 +52,7 @@ def lines_table(data: bytes | memoryview, start_offset: int, first_record: int) 
 def decode_lines(batch: RawBatch) -> Decoded:
     data: bytes | memoryview = batch.data
     start = batch.start_offset
-    if start == 0 and batch.data.startswith(_BOM):
+    if start == 0 and bytes(batch.data[: len(_BOM)]) == _BOM:
         # A byte-order mark opens the file, not its first record.
         data, start = memoryview(batch.data)[len(_BOM) :], len(_BOM)
     records = lines_table(data, start, batch.first_record)
@@ -112,7 +112,7 @@ def decode_document(batch: RawBatch, con: duckdb.DuckDBPyConnection) -> Decoded:
     rejects = tail_reject(batch)
     if not batch.data:
         return Decoded("json", lines_table(b"", 0, 1), rejects_table(rejects))
-    text = batch.data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    text = bytes(batch.data).decode("utf-8", errors="replace").lstrip("\ufeff")
     doc = pa.table({"doc": pa.array([text], pa.large_string())})
     # A relation has no fetchone() in DuckDB 2, and a half-read execute() result blocks the
     # next register() on the connection: read the one row whole.

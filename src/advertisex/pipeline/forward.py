@@ -108,10 +108,10 @@ class KafkaForwarder:
                     f"with --kafka, send CSV with the header {self.csv_header.decode()} "
                     "(what consumers expect) or JSON"
                 )
-            return [line for line in batch.data.split(b"\n") if line.strip()]
+            return [line for line in bytes(batch.data).split(b"\n") if line.strip()]
         if body.fmt is Format.JSON_DOC:
             try:
-                doc = json.loads(batch.data)
+                doc = json.loads(bytes(batch.data))
             except ValueError as e:
                 raise InputError(f"the JSON body is not valid JSON: {e}") from None
             docs = doc if isinstance(doc, list) else [doc]

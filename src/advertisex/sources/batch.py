@@ -24,7 +24,7 @@ class RawBatch:
 
     uri: str
     fmt: Format
-    data: bytes
+    data: bytes | memoryview  # a memoryview when it is a slice of a mapped file
     start_offset: int
     first_record: int
     end_offset: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import glob
 import json
+import mmap
 import os
 import zlib
 from collections.abc import Iterator
@@ -234,6 +235,10 @@ def read_file_batches(
             if fi.fmt is Format.AVRO:
                 yield from iter_avro_batches(raw, fi.uri, batch_bytes, resume_offset, resume_record)
                 return
+            mapped = _mapped(raw, fi)
+            if mapped is not None:
+                yield from _mapped_batches(fi, mapped, batch_bytes, resume_offset, resume_record)
+                return
             reader = _DecompressingReader(raw, fi.compression)
             yield from _text_batches(fi, reader, batch_bytes, resume_offset, resume_record)
     except OSError as e:
@@ -342,6 +347,95 @@ def _text_batches(
             return
 
 
+def _mapped(raw: BinaryIO, fi: FileInput) -> memoryview | None:
+    """An uncompressed NDJSON or CSV file mapped into memory, when it reads as plain lines.
+
+    Batches are then slices of the page cache: no read copies, no fresh memory per batch
+    (first touches of new memory are what reading costs most here). Lone-CR text, and JSON
+    that may be one document, take the streaming path.
+    """
+    if fi.compression or fi.fmt not in (Format.NDJSON, Format.CSV) or fi.size == 0:
+        return None
+    try:
+        m = memoryview(mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ))
+    except (OSError, ValueError):
+        return None
+    head = bytes(m[: 1 << 20])
+    if b"\n" not in head and b"\r" in head:
+        return None
+    if fi.fmt is Format.NDJSON and not _plainly_lines(head):
+        return None
+    return m
+
+
+def _plainly_lines(head: bytes) -> bool:
+    """True when JSON text is surely one value per line: a first line that parses on its
+    own and more after it (a document never has that)."""
+    s = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    first, nl, rest = s.partition(b"\n")
+    if not nl or not rest.strip():
+        return False
+    try:
+        json.loads(first)
+    except ValueError:
+        return False
+    return True
+
+
+def _mapped_batches(
+    fi: FileInput, m: memoryview, batch_bytes: int, resume_offset: int, resume_record: int
+) -> Iterator[RawBatch]:
+    """The record-aligned batches of a mapped file, each a slice of the mapping."""
+    size = len(m)
+    header, header_lines, offset, record = b"", 0, 0, 0
+    if fi.fmt is Format.CSV:
+        end, head_len = -1, 1 << 20
+        while True:
+            end = _csv_header_end(bytes(m[:head_len]))
+            if end >= 0 or head_len >= size:
+                break
+            head_len *= 4
+        offset = end if end >= 0 else size
+        header = bytes(m[:offset])
+        header_lines = record = header.count(b"\n") or 1
+        if not header.endswith(b"\n"):
+            header += b"\n"
+    if resume_offset > offset:
+        offset, record = min(resume_offset, size), max(record, resume_record)
+    while True:  # an empty body (a header alone) is still one batch, so the file is recorded
+        end = min(offset + batch_bytes, size)
+        while end < size:
+            cut = _boundary(m[offset:end], fi.fmt)
+            if cut:
+                end = offset + cut
+                break
+            end = min(end + batch_bytes, size)  # one record larger than a batch
+        data = m[offset:end]
+        lines = _count_newlines(data) + (1 if data and data[-1] != 10 else 0)
+        yield RawBatch(
+            fi.uri,
+            fi.fmt,
+            data,
+            offset,
+            record + 1,
+            end,
+            record + lines,
+            header=header,
+            header_lines=header_lines,
+            final=end == size,
+        )
+        offset, record = end, record + lines
+        if offset == size:
+            return
+
+
+def _count_newlines(data: bytes | memoryview) -> int:
+    """Newlines in data, counted a slice at a time (small temporaries, reused memory)."""
+    a = np.frombuffer(data, dtype=np.uint8)
+    step = 1 << 20
+    return sum(int(np.count_nonzero(a[i : i + step] == 10)) for i in range(0, a.size, step))
+
+
 def _first_block(reader: _DecompressingReader, batch_bytes: int) -> bytes:
     """The first block of a text file; lines ending in a lone CR switch the reader to CR."""
     buf = reader.read_block(batch_bytes)
@@ -358,10 +452,18 @@ def _csv_header_end(buf: bytes) -> int:
     return end + lead if end >= 0 else -1
 
 
-def _boundary(buf: bytes, fmt: Format) -> int:
+def _boundary(buf: bytes | memoryview, fmt: Format) -> int:
     """End of the last whole record in buf (0 if there is none)."""
     if fmt is Format.CSV:
         return max(_csv_boundary(buf, first=False), 0)
+    if isinstance(buf, memoryview):
+        a = np.frombuffer(buf, dtype=np.uint8)
+        step = 1 << 16
+        for stop in range(a.size, 0, -step):
+            nl = np.flatnonzero(a[max(stop - step, 0) : stop] == 10)
+            if nl.size:
+                return max(stop - step, 0) + int(nl[-1]) + 1
+        return 0
     return buf.rfind(b"\n") + 1
 
 
@@ -369,16 +471,32 @@ def _csv_boundary(buf: bytes | memoryview, *, first: bool) -> int:
     """End of the first (or last) record: a newline outside quotes; -1 if there is none.
 
     RFC 4180 escapes a quote by doubling it, so quote parity alone tells inside from outside.
+    The scan goes a slice at a time from the end it looks for, with byte-sized temporaries.
     """
     a = np.frombuffer(buf, dtype=np.uint8)
-    nl = np.flatnonzero(a == 10)
-    if nl.size == 0:
+    step = 1 << 16
+    if first:
+        parity = 0  # of the quotes before the slice
+        for start in range(0, a.size, step):
+            c = a[start : start + step]
+            inside = np.bitwise_xor.accumulate((c == 34).view(np.uint8)) ^ parity
+            nl = np.flatnonzero((c == 10) & (inside == 0))
+            if nl.size:
+                return start + int(nl[0]) + 1
+            parity = int(inside[-1])
         return -1
-    quotes_before = np.cumsum(a == 34)[nl]
-    outside = nl[(quotes_before & 1) == 0]
-    if outside.size == 0:
-        return -1
-    return int(outside[0] if first else outside[-1]) + 1
+    total = sum(int(np.count_nonzero(a[i : i + step] == 34)) for i in range(0, a.size, step)) & 1
+    after = 0  # parity of the quotes from the slice's end to the buffer's end
+    for stop in range(a.size, 0, -step):
+        start = max(stop - step, 0)
+        c = a[start:stop]
+        # parity of the quotes from each byte to the buffer's end, then of those before it
+        suffix = np.bitwise_xor.accumulate((c == 34).view(np.uint8)[::-1])[::-1] ^ after
+        nl = np.flatnonzero((c == 10) & ((suffix ^ total) == 0))
+        if nl.size:
+            return start + int(nl[-1]) + 1
+        after = int(suffix[0])
+    return -1
 
 
 def _is_json_document(buf: bytes, reader: _DecompressingReader) -> bool:
