@@ -19,11 +19,17 @@ _TRAILING_COMMA_OUTSIDE_STRINGS = r'(?s)^(?:[^"]|"(?:[^"\\]|\\.)*")*?,\s*[}\]]'
 _TRAILING_COMMA_DETAIL = "a comma before a closing bracket is not valid JSON"
 
 
-def lines_table(data: bytes | memoryview, start_offset: int, first_record: int) -> pa.Table:
-    """One row per line: line number, byte offset and text, zero-copy over `data`.
+_BLANKS = np.zeros(256, dtype=bool)
+_BLANKS[[9, 10, 13, 32]] = True  # JSON's whitespace
 
-    Each text keeps its line terminator (JSON ignores it; rejects strip it) and blank lines
-    stay in: the extract stage drops them, so they are neither received nor rejected.
+
+def lines_table(data: bytes | memoryview, start_offset: int, first_record: int) -> pa.Table:
+    """One row per line: line number, byte offset, text and first non-blank byte (`_lead`),
+    zero-copy over `data`.
+
+    Each text keeps its line terminator (JSON ignores it; rejects strip it). Blank lines
+    stay in with `_lead` -1: the extract stage drops them, so they are neither received nor
+    rejected; `_lead` also tells an object ('{') from other values without a string scan.
     """
     a = np.frombuffer(data, dtype=np.uint8)
     starts = np.concatenate(([0], np.flatnonzero(a == 10) + 1)).astype(np.int64)
@@ -33,20 +39,40 @@ def lines_table(data: bytes | memoryview, start_offset: int, first_record: int) 
     text = pa.Array.from_buffers(
         pa.large_string(), starts.size, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    # Content length without the line terminator (LF or CRLF): 0 means a blank line.
-    ends = offsets[1:].copy()
-    if ends.size:
-        ends -= a[ends - 1] == 10
-        ends -= (ends > starts) & (a[np.maximum(ends - 1, 0)] == 13)
     table = pa.table(
         {
             "_record": pa.array(first_record + np.arange(starts.size, dtype=np.int64)),
             "_offset": pa.array(start_offset + starts),
             "_raw": text,
-            "_len": pa.array(ends - starts),
+            "_lead": pa.array(_lead_bytes(a, starts, offsets[1:])),
         }
     )
     return chunked(table)
+
+
+def _lead_bytes(a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The first non-blank byte of each line a[start:end] (-1 when it has none)."""
+    pos = starts.copy()
+    lead = np.zeros(starts.size, dtype=np.int32)
+    has = pos < ends
+    lead[has] = a[pos[has]]
+    # Lines that start with a blank (rare): step over blanks, all such lines at once.
+    todo = np.flatnonzero(has & _BLANKS[lead])
+    for _ in range(64):
+        if not todo.size:
+            break
+        pos[todo] += 1
+        todo = todo[pos[todo] < ends[todo]]
+        lead[todo] = a[pos[todo]]
+        todo = todo[_BLANKS[lead[todo]]]
+    for i in todo:  # lines indented by more than 64 blanks: one search each
+        rest = a[pos[i] : ends[i]]
+        nonblank = np.flatnonzero(~_BLANKS[rest])
+        pos[i] += nonblank[0] if nonblank.size else rest.size
+        lead[i] = a[pos[i]] if pos[i] < ends[i] else 0
+    blank = _BLANKS[lead] | (pos >= ends)
+    lead[blank] = -1
+    return lead
 
 
 def decode_lines(batch: RawBatch) -> Decoded:
@@ -140,6 +166,10 @@ def decode_document(batch: RawBatch, con: duckdb.DuckDBPyConnection) -> Decoded:
     records = records.cast(
         pa.schema([("_record", pa.int64()), ("_offset", pa.int64()), ("_raw", pa.large_string())])
     )
-    lengths = pc.binary_length(records.column("_raw"))
-    records = records.append_column("_len", lengths.cast(pa.int64()))
+    data = records.column("_raw").combine_chunks().cast(pa.large_binary())
+    buffers = data.buffers()
+    firsts = np.frombuffer(buffers[1], dtype=np.int64)[data.offset : data.offset + len(data) + 1]
+    body = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] else np.zeros(0, np.uint8)
+    lead = _lead_bytes(body, firsts[:-1], firsts[1:])
+    records = records.append_column("_lead", pa.array(lead))
     return Decoded("json", records, rejects_table(rejects))

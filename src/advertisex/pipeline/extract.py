@@ -61,8 +61,8 @@ def _extract_json(source: Source, relation: str) -> str:
     path_list = "[" + ", ".join(_lit(p) for p in paths) + "]"
     # json_valid is a fast check without building a document; the one full parse is the
     # extraction, and only valid objects get it. (try() around a parse is far slower: an
-    # error makes DuckDB redo the whole vector row by row.)
-    ws = "chr(32) || chr(9) || chr(13) || chr(10)"
+    # error makes DuckDB redo the whole vector row by row.) `_lead` is the first non-blank
+    # byte, -1 for a blank line (no record at all); 123 is an object's opening brace.
     return f"""
 SELECT _record, _offset, _dreason, NULL::VARCHAR AS _dfield, _ddetail, {", ".join(exprs)}
 FROM (
@@ -74,10 +74,9 @@ FROM (
     END AS _ddetail,
     CASE WHEN _obj THEN json_extract_string(_raw, {path_list}) END AS _j
   FROM (
-    SELECT *, _ok AND starts_with(ltrim(_raw, {ws}), '{{') AS _obj
-    FROM (SELECT _record, _offset, _raw, json_valid(_raw) AS _ok FROM {relation} WHERE _len > 0)
-    -- a line of blanks is no record either
-    WHERE _ok OR length(trim(_raw, {ws})) > 0
+    SELECT *, _ok AND _lead = 123 AS _obj
+    FROM (SELECT _record, _offset, _raw, _lead, json_valid(_raw) AS _ok FROM {relation}
+          WHERE _lead >= 0)
   )
 )"""
 
