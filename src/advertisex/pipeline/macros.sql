@@ -2,15 +2,14 @@
 
 -- A timestamp from 'YYYY-MM-DD HH:MM:SS', ISO-8601 with or without an offset, or epoch seconds
 -- or milliseconds; naive text is read in the session's TimeZone. A UTC TIMESTAMP, or NULL.
--- The cast to TIMESTAMPTZ reads every text form (and is ~5x cheaper than try_strptime).
-CREATE OR REPLACE TEMP MACRO advx_ts(s) AS (
-  CASE
-    WHEN s IS NULL THEN NULL
-    WHEN regexp_full_match(s, '-?[0-9]{1,15}(\.[0-9]+)?') THEN
-      CASE WHEN abs(s::DOUBLE) >= 1e11
-           THEN make_timestamp((s::DOUBLE * 1000)::BIGINT)
-           ELSE make_timestamp((s::DOUBLE * 1000000)::BIGINT) END
-    ELSE try_cast(s AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
+-- The cast to TIMESTAMPTZ reads every text form (and is ~5x cheaper than try_strptime); it
+-- reads no bare number, so the epoch pattern is tried only where the cast gave nothing.
+CREATE OR REPLACE TEMP MACRO advx_ts(s) AS coalesce(
+  try_cast(s AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
+  CASE WHEN regexp_full_match(s, '-?[0-9]{1,15}(\.[0-9]+)?') THEN
+    CASE WHEN abs(s::DOUBLE) >= 1e11
+         THEN make_timestamp((s::DOUBLE * 1000)::BIGINT)
+         ELSE make_timestamp((s::DOUBLE * 1000000)::BIGINT) END
   END
 );
 
