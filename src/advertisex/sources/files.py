@@ -352,7 +352,8 @@ def _mapped(raw: BinaryIO, fi: FileInput) -> memoryview | None:
 
     Batches are then slices of the page cache: no read copies, no fresh memory per batch
     (first touches of new memory are what reading costs most here). Lone-CR text, and JSON
-    that may be one document, take the streaming path.
+    that may be one document, take the streaming path. Like every memory-mapped reader, it
+    assumes a file is appended to, not truncated, while it is read.
     """
     if fi.compression or fi.fmt not in (Format.NDJSON, Format.CSV) or fi.size == 0:
         return None
