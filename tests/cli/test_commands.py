@@ -80,6 +80,11 @@ def test_user_mistakes_get_one_plain_line(tmp_path: Path, cli: Cli) -> None:
     bad_group = cli("report", "--by", "planet")
     assert bad_group.exit_code == 2
 
+    bad_size = cli("ingest", str(tmp_path), env={"ADVX_DUCKDB_MEMORY_LIMIT": "lots"})
+    assert bad_size.exit_code == 2
+    assert bad_size.stderr.startswith("error: setting duckdb_memory_limit = 'lots' is not valid")
+    assert bad_size.stderr.strip().count("\n") == 0
+
 
 def test_report_json_keys_and_dimension_join(tmp_path: Path, cli: Cli) -> None:
     write_impressions(tmp_path / "imp.ndjson", 60)

@@ -133,9 +133,21 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = Non
 
 def configure(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """Session settings and the shared SQL macros."""
-    con.execute(f"SET TimeZone = '{settings.timezone}'")
-    con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
+    options = {
+        "TimeZone": ("timezone", settings.timezone),
+        "memory_limit": ("duckdb_memory_limit", settings.duckdb_memory_limit),
+        "checkpoint_threshold": (
+            "duckdb_checkpoint_threshold",
+            settings.duckdb_checkpoint_threshold,
+        ),
+    }
     if settings.duckdb_threads:
-        con.execute(f"SET threads = {settings.duckdb_threads}")
+        options["threads"] = ("duckdb_threads", str(settings.duckdb_threads))
+    for option, (name, value) in options.items():
+        try:
+            con.execute(f"SET {option} = $value", {"value": value})
+        except duckdb.Error as e:
+            first = str(e).splitlines()[0]
+            raise ConfigError(f"setting {name} = {value!r} is not valid: {first}") from None
     macros = files("advertisex.pipeline").joinpath("macros.sql").read_text()
     con.execute(macros)
