@@ -52,11 +52,7 @@ def decode_csv(batch: RawBatch) -> Decoded:
         # Not UTF-8: read as Windows-1252 (a superset of Latin-1), the usual culprit.
         data = bytes(data).decode("cp1252", errors="replace").encode("utf-8")
     a = np.frombuffer(data, dtype=np.uint8)
-    # After each byte, inside quotes? (quote parity; one byte per element, no int64 sums)
-    inside = np.bitwise_xor.accumulate((a == 34).view(np.uint8)).view(bool)
-    is_nl = a == 10
-    nl_at = np.flatnonzero(is_nl)
-    ends = nl_at[~inside[nl_at]]
+    nl_at, ends, sep_at, open_quote, quoted_newlines = _scan(a, ord(delim))
     starts = np.concatenate(([0], ends + 1)).astype(np.int64)
     if starts[-1] == len(data):
         starts = starts[:-1]
@@ -65,14 +61,12 @@ def decode_csv(batch: RawBatch) -> Decoded:
     # Lines before each record: numbers every record by the line it starts on.
     line_no = batch.first_record + np.searchsorted(nl_at, starts).astype(np.int64)
     # Fields = delimiters outside quotes + 1.
-    sep_at = np.flatnonzero(a == ord(delim))
-    sep_at = sep_at[~inside[sep_at]]
     fields = np.searchsorted(sep_at, stops) - np.searchsorted(sep_at, starts) + 1
     length = stops - starts
     last_cr = (length > 0) & (a[np.maximum(stops - 1, 0)] == 13) if n else np.zeros(0, bool)
     blank = (length - last_cr) <= 0
     unterminated = np.zeros(n, dtype=bool)
-    if n and a.size and inside[-1]:
+    if n and open_quote:
         unterminated[-1] = True
     good = (fields == len(names)) & ~blank & ~unterminated
     bad = ~good & ~blank
@@ -102,12 +96,19 @@ def decode_csv(batch: RawBatch) -> Decoded:
 
     keep = np.flatnonzero(good)
     if keep.size == n:
-        body = data
+        body: bytes | memoryview = data
     else:
-        mask = np.repeat(good, np.diff(offsets))
-        body = a[mask].tobytes()
-        raw = raw.take(pa.array(keep))
-    quoted_newlines = bool(inside[nl_at].any())
+        # The kept records' bytes, run by run (a run ends at each dropped record), and their
+        # text over the new buffer: no per-byte mask, no gather of strings.
+        dropped = np.flatnonzero(~good)
+        run_starts = np.concatenate(([0], offsets[dropped + 1]))
+        run_stops = np.append(offsets[dropped], offsets[-1])
+        body = b"".join(data[lo:hi] for lo, hi in zip(run_starts, run_stops, strict=True))
+        sizes = offsets[keep + 1] - offsets[keep]
+        kept_offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        raw = pa.Array.from_buffers(
+            pa.large_string(), keep.size, [None, pa.py_buffer(kept_offsets), pa.py_buffer(body)]
+        )
     parsed = _parse(body, names, delim, int(keep.size), quoted_newlines)
     cols = {
         "_record": pa.array(line_no[keep]),
@@ -117,6 +118,40 @@ def decode_csv(batch: RawBatch) -> Decoded:
     for name in names:
         cols[name] = parsed.column(name)
     return Decoded("columns", chunked(pa.table(cols)), rejects_table(reject_rows))
+
+
+def _scan(
+    a: np.ndarray, delim: int, step: int = 1 << 20
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
+    """Newlines, record ends (newlines outside quotes) and delimiters outside quotes, whether
+    the text ends inside quotes and whether any newline is quoted.
+
+    Quote parity (RFC 4180 doubles a quote inside a field, so parity alone tells inside from
+    outside) is carried from slice to slice: the temporaries stay small and reused, where
+    whole-batch ones cost a fresh page fault per 4 KiB.
+    """
+    parity = np.uint8(0)
+    newlines, ends, seps = [], [], []
+    quoted_newline = False
+    for i in range(0, a.size, step):
+        c = a[i : i + step]
+        inside = np.bitwise_xor.accumulate((c == 34).view(np.uint8)) ^ parity
+        nl = np.flatnonzero(c == 10)
+        outside = inside[nl] == 0
+        quoted_newline = quoted_newline or not bool(outside.all())
+        newlines.append(nl + i)
+        ends.append(nl[outside] + i)
+        sep = np.flatnonzero(c == delim)
+        seps.append(sep[inside[sep] == 0] + i)
+        parity = inside[-1]
+    empty = np.zeros(0, np.int64)
+    return (
+        np.concatenate(newlines) if newlines else empty,
+        np.concatenate(ends) if ends else empty,
+        np.concatenate(seps) if seps else empty,
+        bool(parity),
+        quoted_newline,
+    )
 
 
 def _is_utf8(data: bytes | memoryview) -> bool:
