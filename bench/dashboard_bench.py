@@ -196,14 +196,26 @@ end
 """
 
 
-def concurrent(url: str, clients: int, seconds: float) -> tuple[int, float, float, float, int]:
+def server_cpu(pid: int) -> float:
+    """CPU seconds the server process has used so far, all threads (user + system)."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def concurrent(
+    url: str, clients: int, seconds: float, pid: int
+) -> tuple[int, float, float, float, int, float]:
     """wrk (C, 2 threads) with `clients` connections cycling through QUERIES: requests, p50,
-    p95, p99 in ms, errors. A Python load generator cost more CPU than the server here."""
+    p95, p99 in ms, errors, and the server's CPU seconds during the run. A Python load
+    generator cost more CPU than the server here."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     paths = ", ".join('"/api/v1/campaigns?' + urlencode(q).replace('"', "") + '"' for q in QUERIES)
     script = OUT / "dashboard_bench.lua"
     script.write_text(WRK_SCRIPT % paths)
+    cpu = server_cpu(pid)
     out = subprocess.run(
         [
             "wrk",
@@ -220,10 +232,11 @@ def concurrent(url: str, clients: int, seconds: float) -> tuple[int, float, floa
         text=True,
         check=True,
     ).stdout
+    cpu = server_cpu(pid) - cpu
     m = re.search(r"RESULT (\d+) \d+ ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", out)
     if m is None:
         raise SystemExit(f"wrk said: {out}")
-    return int(m[1]), float(m[2]), float(m[3]), float(m[4]), int(m[5])
+    return int(m[1]), float(m[2]), float(m[3]), float(m[4]), int(m[5]), cpu
 
 
 def main() -> None:
@@ -253,11 +266,14 @@ def main() -> None:
             f"navigation start to first data drawn median {inside[mid] * 1000:.0f} ms "
             f"(worst {inside[-1] * 1000:.0f})"
         )
-        n, p50, p95, p99, errors = concurrent(url, a.clients, a.seconds)
+        load = os.getloadavg()[0]
+        n, p50, p95, p99, errors, cpu = concurrent(url, a.clients, a.seconds, proc.pid)
         print(
             f"campaign queries, {a.clients} concurrent connections for {a.seconds:.0f} s (wrk): "
             f"{n:,} requests ({n / a.seconds:,.0f}/s), p50 {p50:.1f} ms, "
-            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {errors}"
+            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {errors}; server CPU "
+            f"{cpu:.2f} s = {cpu / max(n, 1) * 1e6:.0f} us per request; load average "
+            f"{load:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
     finally:
         proc.terminate()
