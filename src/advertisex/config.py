@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # data version is read this often, so an answer lags a commit by at most this (0: no cache).
     query_cache_ms: float = Field(default=100.0, ge=0)
     dashboard_refresh_seconds: float = Field(default=10.0, ge=1)  # the page reloads its data
+    # The quality panel counts late events among those ingested in this many last hours.
+    dashboard_late_window_hours: float = Field(default=24.0, gt=0)
 
     @field_validator("collector_api_keys")
     @classmethod

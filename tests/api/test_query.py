@@ -221,6 +221,12 @@ def test_quality_reconciles_each_source_and_counts_rejects_by_reason(served: Ser
         assert s["received"] == s["accepted"] + s["rejected"] + s["duplicates"] > 0
         assert s["events"] == s["accepted"]
         assert s["freshness_seconds"] > 0  # the data set is of November 2026's first two days
+    # ... ingested just now: every event arrived late, within the panel's window (bid requests
+    # of the seed shape carry no time and get their arrival's, so some of those are on time).
+    assert q["late_window_hours"] == 24
+    for name in ("impressions", "clicks_conversions"):
+        assert sources[name]["late_events"] == sources[name]["events"]
+    assert 0 < sources["bid_requests"]["late_events"] < sources["bid_requests"]["events"]
     everything = served.json("/api/v1/rejects", limit=10_000)["rows"]
     by_reason = {(r["source"], r["reason"]): r["rejects"] for r in q["rejects_by_reason"]}
     counted: dict[tuple[str, str], int] = {}

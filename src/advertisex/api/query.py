@@ -425,7 +425,11 @@ def get_rejects(
     return _answer(request, format, body, "rows")
 
 
-@router.get("/quality", summary="Per source: reconciliation, freshness, late events; rejects.")
+@router.get(
+    "/quality",
+    summary="Per source: reconciliation, freshness, late events (of the last "
+    "dashboard_late_window_hours); rejects by reason.",
+)
 def get_quality(request: Request, format: Fmt = None) -> Response:
     _known(request, set())
     settings: Settings = request.app.state.settings
@@ -434,7 +438,10 @@ def get_quality(request: Request, format: Fmt = None) -> Response:
     body = {
         "now": now,
         "late_seconds": settings.late_seconds,
-        "sources": source_health(con, now, settings.late_seconds),
+        "late_window_hours": settings.dashboard_late_window_hours,
+        "sources": source_health(
+            con, now, settings.late_seconds, settings.dashboard_late_window_hours * 3600
+        ),
         "rejects_by_reason": rejects_by_reason(con),
     }
     return _answer(request, format, body, "sources")
