@@ -265,6 +265,7 @@ def test_new_events_show_up_in_the_next_query(tmp_path: Path) -> None:
     settings = load_settings(db=tmp_path / "live.duckdb", query_cache_ms=0)
     with collector(settings) as (url, _app):
         assert _by_site(url) == []
+        assert "etag" not in HTTP.get(url + "/api/v1/campaigns").headers  # no cache: computed
         r = HTTP.post(url + "/v1/impressions", content=ndjson([f"i{n}" for n in range(5)]))
         assert r.status_code == 202, r.text
         assert _by_site(url) == [("example.com", 5)]
