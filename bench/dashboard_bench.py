@@ -12,7 +12,11 @@ ingested. `advertisex serve` then runs in its own process on loopback and:
   browser, in the order the page makes them;
 - campaign queries: CLIENTS concurrent connections (wrk) ask for campaign metrics (all time,
   day and hour ranges, by campaign x day, by country, one campaign) for SECONDS; latency
-  percentiles and throughput.
+  percentiles, throughput and the server's CPU per request.
+
+Then, on a generated store of events (LAG_IMPRESSIONS over a week, refreshed, plus one new
+batch of the last hour that the rollups have not folded in yet): how long `source=auto`
+takes while the rollups lag, next to `events` and (stale) `rollups`.
 
 The load generator and the browser run on the same machine as the server.
 """
@@ -196,14 +200,26 @@ end
 """
 
 
-def concurrent(url: str, clients: int, seconds: float) -> tuple[int, float, float, float, int]:
+def server_cpu(pid: int) -> float:
+    """CPU seconds the server process has used so far, all threads (user + system)."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def concurrent(
+    url: str, clients: int, seconds: float, pid: int
+) -> tuple[int, float, float, float, int, float]:
     """wrk (C, 2 threads) with `clients` connections cycling through QUERIES: requests, p50,
-    p95, p99 in ms, errors. A Python load generator cost more CPU than the server here."""
+    p95, p99 in ms, errors, and the server's CPU seconds during the run. A Python load
+    generator cost more CPU than the server here."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     paths = ", ".join('"/api/v1/campaigns?' + urlencode(q).replace('"', "") + '"' for q in QUERIES)
     script = OUT / "dashboard_bench.lua"
     script.write_text(WRK_SCRIPT % paths)
+    cpu = server_cpu(pid)
     out = subprocess.run(
         [
             "wrk",
@@ -220,10 +236,94 @@ def concurrent(url: str, clients: int, seconds: float) -> tuple[int, float, floa
         text=True,
         check=True,
     ).stdout
+    cpu = server_cpu(pid) - cpu
     m = re.search(r"RESULT (\d+) \d+ ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", out)
     if m is None:
         raise SystemExit(f"wrk said: {out}")
-    return int(m[1]), float(m[2]), float(m[3]), float(m[4]), int(m[5])
+    return int(m[1]), float(m[2]), float(m[3]), float(m[4]), int(m[5]), cpu
+
+
+LAG_IMPRESSIONS = 200_000
+
+
+def lagging_store(folder: Path) -> Path:
+    """A week of generated events, refreshed, then one batch of the last hour not folded in."""
+    import datetime as dt
+    import json
+
+    from advertisex.analytics import refresh
+    from advertisex.config import load_settings
+    from advertisex.enrich import load_creatives
+    from advertisex.generate import generate
+    from advertisex.pipeline import Runner
+    from advertisex.sources.files import expand_paths
+    from advertisex.store import Store
+
+    db = folder / "store.duckdb"
+    for f in (db, Path(f"{db}.wal")):
+        f.unlink(missing_ok=True)
+    start = dt.date(2026, 10, 1)
+    generate(folder / "in", impressions=LAG_IMPRESSIONS, days=7, seed=3, start=start, faults=False)
+    late = folder / "late.ndjson"
+    last_hour = f"{start + dt.timedelta(days=6)} 23:30:00"
+    late.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "impression_id": f"late{n}",
+                    "creative_id": 1,
+                    "user_id": n,
+                    "website": "x.com",
+                    "timestamp": last_hour,
+                }
+            )
+            + "\n"
+            for n in range(500)
+        )
+    )
+    settings = load_settings(db=db)
+    with Store.open(settings) as store:
+        store.con.execute("SET enable_progress_bar = false")
+        load_creatives(store, folder / "in" / "dims" / "creatives.csv")
+        runner = Runner(store, settings)
+        t = time.perf_counter()
+        runner.ingest_paths(expand_paths([str(folder / "in" / "data")]))
+        refresh(store, settings)
+        runner.ingest_paths(expand_paths([str(late)]))
+    print(
+        f"lagging rollups: store of {LAG_IMPRESSIONS:,} impressions over 7 days made in "
+        f"{time.perf_counter() - t:.0f} s, then one batch of 500 not yet folded in"
+    )
+    return db
+
+
+def lagging_auto(out: Path, keep: bool) -> None:
+    """campaign_report by campaign with each source while one batch is not in the rollups."""
+    from advertisex.analytics import campaign_report
+    from advertisex.config import load_settings
+    from advertisex.store import Store
+
+    db = out / "lag" / "store.duckdb"
+    if not (keep and db.exists()):
+        lagging_store(db.parent)
+    settings = load_settings(db=db)
+    with Store.open(settings) as store:
+        store.con.execute("SET enable_progress_bar = false")
+        figures = {}
+        for source in ("rollups", "events", "auto"):
+            runs = []
+            for _ in range(3):
+                c, w = time.process_time(), time.perf_counter()
+                rows = campaign_report(store.con, ["campaign"], source=source, settings=settings)
+                runs.append((time.perf_counter() - w, time.process_time() - c))
+            wall, cpu = sorted(runs)[1]
+            figures[source] = rows
+            print(
+                f"  source={source}: median {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU "
+                f"(all threads); {sum(r['impressions'] for r in rows):,} impressions"
+            )
+        if figures["auto"] != figures["events"]:
+            raise SystemExit("auto and events disagree")
 
 
 def main() -> None:
@@ -233,7 +333,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--runs", type=int, default=5, help="browser first loads")
-    ap.add_argument("--keep", action="store_true", help="reuse bench/out/dashboard.duckdb")
+    ap.add_argument("--keep", action="store_true", help="reuse the stores in bench/out/")
+    ap.add_argument("--skip-lag", action="store_true", help="leave out the lagging-rollups part")
     a = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     db = OUT / "dashboard.duckdb"
@@ -253,17 +354,22 @@ def main() -> None:
             f"navigation start to first data drawn median {inside[mid] * 1000:.0f} ms "
             f"(worst {inside[-1] * 1000:.0f})"
         )
-        n, p50, p95, p99, errors = concurrent(url, a.clients, a.seconds)
+        load = os.getloadavg()[0]
+        n, p50, p95, p99, errors, cpu = concurrent(url, a.clients, a.seconds, proc.pid)
         print(
             f"campaign queries, {a.clients} concurrent connections for {a.seconds:.0f} s (wrk): "
             f"{n:,} requests ({n / a.seconds:,.0f}/s), p50 {p50:.1f} ms, "
-            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {errors}"
+            f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {errors}; server CPU "
+            f"{cpu:.2f} s = {cpu / max(n, 1) * 1e6:.0f} us per request; load average "
+            f"{load:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
     finally:
         proc.terminate()
         proc.wait(30)
         if proc.stderr is not None:
             proc.stderr.close()
+    if not a.skip_lag:
+        lagging_auto(OUT, a.keep)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -88,9 +88,12 @@ class Settings(BaseSettings):
     # Query API and dashboard (`serve`): read routes need this bearer token when set.
     query_token: SecretStr | None = None
     query_max_rows: int = Field(default=10_000, ge=1)  # a page of results is at most this long
-    # Campaign figures are cached until the data changes, checked at most this often (0: always).
+    # Campaign, series and funnel answers are served from memory until the data changes; the
+    # data version is read this often, so an answer lags a commit by at most this (0: no cache).
     query_cache_ms: float = Field(default=100.0, ge=0)
     dashboard_refresh_seconds: float = Field(default=10.0, ge=1)  # the page reloads its data
+    # The quality panel counts late events among those ingested in this many last hours.
+    dashboard_late_window_hours: float = Field(default=24.0, gt=0)
 
     @field_validator("collector_api_keys")
     @classmethod

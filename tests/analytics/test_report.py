@@ -216,3 +216,48 @@ def test_report_cli_groups_and_reads_stale_stores_from_events(tmp_path: Path, cl
         store.con.execute("DELETE FROM rollup_hourly")
     again = cli.json("report", "--by", "campaign,device", "--by", "day", "--format", "json")
     assert again == rows
+
+
+def test_auto_catches_up_exactly_while_the_rollups_lag(
+    tmp_path: Path, small_generated: Path
+) -> None:
+    """auto recomputes only what the rollups lack; its figures are those of the events."""
+    cfg = load_settings(db=tmp_path / "lag.duckdb")
+    data = small_generated / "data"
+    held_back = [
+        data / "impressions" / "impressions_2026-11-01_part02.ndjson",
+        data / "clicks" / "clicks_2026-11-02_part01.csv",
+        data / "bid_requests" / "bid_requests_2026-11-01_part01.avro",
+    ]
+    first = [p for p in sorted(data.rglob("*.*")) if p not in held_back]
+    # The finest grain (every hourly cell) and one the daily rollups would serve.
+    combos = [["hour", "creative", "site", "country", "device"], ["campaign", "day"]]
+
+    def agree(store: Store) -> None:
+        for by in combos:
+            auto = campaign_report(store.con, by, source="auto", settings=cfg)
+            events = campaign_report(store.con, by, source="events", settings=cfg)
+            assert auto == events, by
+
+    with Store.open(cfg) as store:
+        load_creatives(store, small_generated / "dims" / "creatives.csv")
+        ingest(store, cfg, *first)
+        refresh(store, cfg)
+        stored = campaign_report(store.con, ["campaign"], source="rollups")
+        # Late impressions of an early hour, clicks of the next day, bids that won some of the
+        # impressions already folded in.
+        ingest(store, cfg, *held_back)
+        assert campaign_report(store.con, ["campaign"], source="rollups") == stored
+        assert campaign_report(store.con, ["campaign"], source="events", settings=cfg) != stored
+        agree(store)
+        # A creative moved to another campaign: every hour of both campaigns changes.
+        dims = (small_generated / "dims" / "creatives.csv").read_text().splitlines()
+        creative, campaign, *rest = dims[1].split(",")
+        other = next(line.split(",")[1] for line in dims[2:] if line.split(",")[1] != campaign)
+        moved = tmp_path / "creatives.csv"
+        moved.write_text("\n".join([dims[0], ",".join([creative, other, *rest]), *dims[2:]]))
+        load_creatives(store, moved)
+        agree(store)
+        expected = campaign_report(store.con, ["campaign", "day"], source="auto", settings=cfg)
+        refresh(store, cfg)
+        assert campaign_report(store.con, ["campaign", "day"], source="rollups") == expected

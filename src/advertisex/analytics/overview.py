@@ -69,18 +69,23 @@ def rejects_by_reason(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def source_health(
-    con: duckdb.DuckDBPyConnection, now: datetime, late_seconds: float
+    con: duckdb.DuckDBPyConnection, now: datetime, late_seconds: float, late_window: float
 ) -> list[dict[str, Any]]:
     """Per source: reconciliation of every committed batch, freshness and late arrivals.
 
     `now` is naive UTC. Freshness is the age of the newest event; an event is late when it was
-    ingested more than `late_seconds` after its event time.
+    ingested more than `late_seconds` after its event time, counted over the events ingested
+    in the last `late_window` seconds only: rows are stored in the order they arrive, so that
+    filter skips all older row groups by their min/max (a full scan of a 10 M-row table took
+    0.5 s, the 24 h window of it 11 ms). Count and newest times come from table statistics.
     """
     parts = [
         f"""
         SELECT '{name}' AS source, count(*) AS events, max(event_time) AS last_event_time,
                max(ingested_at) AS last_ingested_at,
-               count(*) FILTER (WHERE ingested_at > event_time + to_seconds(?)) AS late_events
+               (SELECT count(*) FROM {source.table}
+                WHERE ingested_at >= $now - to_seconds($window)
+                  AND ingested_at > event_time + to_seconds($late)) AS late_events
         FROM {source.table}
         """
         for name, source in SOURCES.items()
@@ -97,11 +102,11 @@ def source_health(
                coalesce(b.received, 0) AS received, coalesce(b.accepted, 0) AS accepted,
                coalesce(b.rejected, 0) AS rejected, coalesce(b.duplicates, 0) AS duplicates,
                ev.late_events, ev.last_event_time, ev.last_ingested_at,
-               epoch(?::TIMESTAMP - ev.last_event_time) AS freshness_seconds
+               epoch($now - ev.last_event_time) AS freshness_seconds
         FROM ev LEFT JOIN b USING (source)
         ORDER BY ev.source
         """,
-        [late_seconds] * len(parts) + [now],
+        {"now": now, "late": late_seconds, "window": late_window},
     )
     return _rows(cur)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from advertisex.analytics.rollups import build_rollups, stale
+from advertisex.analytics.rollups import build_rollups, caught_up, refreshed, stale
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 
@@ -73,22 +73,28 @@ def campaign_report(
     rollups, others the hourly ones (same figures). Invalid traffic is left out unless
     `include_ivt`. `source` "rollups" reads the rollup tables, "events" recomputes the same
     aggregates from the event tables (on a read-only connection too), "auto" takes the rollups
-    when they hold every committed batch and the events otherwise. `settings` gives the
-    attribution windows for "events" (defaults otherwise).
+    when they hold every committed batch and otherwise the rollups with the hours that the
+    batches they lack can change recomputed from the events (every event if the rollups were
+    never made). `settings` gives the attribution windows for "events" and "auto"
+    (defaults otherwise).
     """
     unknown = [b for b in by if b not in GROUPS]
     if unknown or not by:
         raise ConfigError(
             f"cannot group by {', '.join(unknown) or 'nothing'}; choose from {', '.join(GROUPS)}"
         )
-    if source == "auto":
-        source = "events" if stale(con) else "rollups"
     keys = list(dict.fromkeys(by))
     table, time_column = "rollup_hourly", "hour"
+    settings = settings or Settings.model_construct()
+    if source == "auto" and stale(con):
+        if refreshed(con):  # the stored rollups, with the hours they lack recomputed
+            table = caught_up(con, settings)
+        else:
+            source = "events"
     if source == "events":
-        build_rollups(con, settings or Settings.model_construct(), scoped=False)
+        build_rollups(con, settings, scoped=False)
         table = "_rollup_hourly"
-    elif set(keys) <= _DAILY and all(_midnight(t) for t in (start, end)):
+    elif table == "rollup_hourly" and set(keys) <= _DAILY and _midnight(start) and _midnight(end):
         table, time_column = "rollup_daily", "day"
     names = [GROUPS[b][0] for b in keys]
     select = ", ".join(

@@ -143,6 +143,22 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
     return RefreshResult(full_rebuild=full, hours=int(hours), seconds=seconds)
 
 
+def caught_up(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
+    """The hourly rollups as a refresh would make them now, written nowhere: a temp view of the
+    stored rows of the hours that no new batch or creative change can touch, and of those hours
+    recomputed from the events. What `report --source auto` reads while the rollups lag: it
+    costs an incremental refresh (the dirty hours), not a rebuild from every event."""
+    _run(con, "dirty_hours", settings)
+    build(con, settings, scoped=True)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_hourly AS {_sql('rollup_hourly')}")
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW _rollup_now AS "
+        "SELECT * FROM rollup_hourly WHERE hour NOT IN (SELECT hour FROM _scope) "
+        "UNION ALL BY NAME SELECT * FROM _rollup_hourly"
+    )
+    return "_rollup_now"
+
+
 def _daily(con: duckdb.DuckDBPyConnection, settings: Settings, *, full: bool) -> None:
     """Recompute the daily rollups of the days whose hours changed, from the hourly ones."""
     hours = "rollup_hourly" if full else "_scope"
@@ -174,3 +190,9 @@ def stale(con: duckdb.DuckDBPyConnection) -> bool:
         """,
     )
     return bool(row[0])
+
+
+def refreshed(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the rollups were ever made (so that catching up on what they lack is enough)."""
+    made = one(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rollup_runs'")
+    return bool(made[0]) and bool(one(con, "SELECT count(*) FROM rollup_runs")[0])

@@ -14,10 +14,11 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
+from advertisex.api.cache import AnswerCache, ServeCached
 from advertisex.api.collector import router
 from advertisex.api.dashboard import mount_dashboard
 from advertisex.api.jobs import Jobs
-from advertisex.api.query import Reader, install_errors
+from advertisex.api.query import CACHED, Reader, install_errors
 from advertisex.api.query import health as health_router
 from advertisex.api.query import router as query_router
 from advertisex.config import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
         app.state.reader = Reader(store, settings)
+        answers.open(store, settings)
         jobs = Jobs(store, settings) if settings.serve_jobs_seconds > 0 else None
         app.state.jobs = jobs
         try:
@@ -61,13 +63,16 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
         finally:
             if jobs is not None:
                 jobs.close()
+            answers.close()
             app.state.reader.close()
             batcher.close()  # the last requests flush and commit before the store closes
             store.close()
             if spool is not None:
                 spool.close()
 
+    answers = AnswerCache(CACHED, settings)
     app = FastAPI(title="advertisex", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(ServeCached, cache=answers)
     app.state.settings = settings
     app.state.registry = registry_from(settings.schema_dir, settings.schema_registry_url)
     app.include_router(router)

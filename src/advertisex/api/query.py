@@ -14,19 +14,15 @@ import hmac
 import io
 import json
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any
 
 import duckdb
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from advertisex.analytics import GROUPS, METRICS, campaign_report
 from advertisex.analytics.overview import (
-    data_version,
     rejects_by_reason,
     rejects_page,
     source_health,
@@ -52,8 +48,9 @@ _COMMON = frozenset({"format"})
 # What the campaign figures are read from, as `advertisex report --source` takes it.
 SOURCES_OF_FIGURES: dict[str, Source] = {"auto": "auto", "rollups": "rollups", "events": "events"}
 _SCOPE = {"from", "to", "include_ivt", "source", *FILTERS}
-_CACHED_REPORTS = 256  # distinct answers kept
-T = TypeVar("T")
+# The figures routes: their answers depend only on the request and the data version, so the
+# app serves them from `api.cache` while the data is the same.
+CACHED = frozenset({"/api/v1/campaigns", "/api/v1/timeseries", "/api/v1/funnel"})
 
 
 class Unprocessable(Exception):
@@ -83,10 +80,6 @@ class Reader:
         self._lock = threading.Lock()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._closed = False
-        self._reports: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]]
-        self._reports = OrderedDict()
-        self._version_now: tuple[Any, ...] = ()
-        self._version_at = float("-inf")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
@@ -99,37 +92,6 @@ class Reader:
                 self._cursors.append(cur)
             self._local.cursor = cur
         return cur
-
-    def _version(self) -> tuple[Any, ...]:
-        # Read at most every query_cache_ms: under many clients the version query itself
-        # (~2 ms) was the cost of a cached answer.
-        now = time.monotonic()
-        if now - self._version_at >= self._settings.query_cache_ms / 1000:
-            self._version_now = data_version(self.cursor())
-            self._version_at = now
-        return self._version_now
-
-    def cached(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
-        """An answer, from the cache while the store's data version is the same.
-
-        The version is read before computing, so rows computed while a batch commits are
-        recomputed on the next ask; figures are at most `query_cache_ms` behind a commit. Many
-        clients asking the same few queries (a dashboard open on many screens) cost one
-        computation per new batch or rollup refresh.
-        """
-        version = self._version()
-        with self._lock:
-            hit = self._reports.get(key)
-            if hit is not None and hit[0] == version:
-                self._reports.move_to_end(key)
-                return cast(T, hit[1])
-        value = compute()
-        with self._lock:
-            self._reports[key] = (version, value)
-            self._reports.move_to_end(key)
-            while len(self._reports) > _CACHED_REPORTS:
-                self._reports.popitem(last=False)
-        return value
 
     def close(self) -> None:
         with self._lock:
@@ -311,22 +273,6 @@ def _report(request: Request, by: list[str]) -> tuple[list[dict[str, Any]], dict
     return rows, query
 
 
-def _cached(request: Request, build: Callable[[], Response]) -> Response:
-    """The answer of a figures route, built once per data version for the same request."""
-    key = (
-        request.url.path,
-        tuple(sorted(request.query_params.multi_items())),
-        "text/csv" in request.headers.get("accept", ""),
-    )
-
-    def parts() -> tuple[bytes, str | None]:
-        r = build()
-        return bytes(r.body), r.media_type
-
-    body, media = _reader(request).cached(key, parts)
-    return Response(body, media_type=media)
-
-
 def _answer(request: Request, fmt: str | None, body: dict[str, Any], rows_key: str) -> Response:
     want = (fmt or "").lower()
     if not want:
@@ -404,18 +350,15 @@ def get_campaigns(
     format: Fmt = None,
     _scope: ScopeQuery = None,
 ) -> Response:
-    def build() -> Response:
-        _known(request, {"group_by", "metric", "sort", "limit", *_SCOPE})
-        by = _choose("group_by", _values(group_by) or ["campaign"], list(GROUPS))
-        hidden = set(METRICS) - set(_choose("metric", _values(metric), list(METRICS)) or METRICS)
-        settings: Settings = request.app.state.settings
-        n = _int(limit, "limit", settings.query_max_rows, 1, settings.query_max_rows)
-        rows, query = _report(request, by)
-        rows = [{k: v for k, v in r.items() if k not in hidden} for r in _sort(rows, sort)[:n]]
-        body = {"query": {"group_by": by, **query}, "rows": rows}
-        return _answer(request, format, body, "rows")
-
-    return _cached(request, build)
+    _known(request, {"group_by", "metric", "sort", "limit", *_SCOPE})
+    by = _choose("group_by", _values(group_by) or ["campaign"], list(GROUPS))
+    hidden = set(METRICS) - set(_choose("metric", _values(metric), list(METRICS)) or METRICS)
+    settings: Settings = request.app.state.settings
+    n = _int(limit, "limit", settings.query_max_rows, 1, settings.query_max_rows)
+    rows, query = _report(request, by)
+    rows = [{k: v for k, v in r.items() if k not in hidden} for r in _sort(rows, sort)[:n]]
+    body = {"query": {"group_by": by, **query}, "rows": rows}
+    return _answer(request, format, body, "rows")
 
 
 @router.get("/timeseries", summary="Metrics per hour or day, oldest first.")
@@ -428,19 +371,16 @@ def get_timeseries(
     format: Fmt = None,
     _scope: ScopeQuery = None,
 ) -> Response:
-    def build() -> Response:
-        _known(request, {"metric", "interval", *_SCOPE})
-        metrics = _choose("metric", _values(metric) or list(METRICS), list(METRICS))
-        step = _choose("interval", [interval or "hour"], ["hour", "day"])[0]
-        rows, scope = _report(request, [step])
-        if rows:
-            time_key = next(iter(rows[0]))
-            keep = [time_key, *(k for k in list(rows[0])[1:] if k not in METRICS), *metrics]
-            rows = sorted(({k: r[k] for k in keep} for r in rows), key=lambda r: str(r[time_key]))
-        query = {"metric": metrics, "interval": step, **scope}
-        return _answer(request, format, {"query": query, "rows": rows}, "rows")
-
-    return _cached(request, build)
+    _known(request, {"metric", "interval", *_SCOPE})
+    metrics = _choose("metric", _values(metric) or list(METRICS), list(METRICS))
+    step = _choose("interval", [interval or "hour"], ["hour", "day"])[0]
+    rows, scope = _report(request, [step])
+    if rows:
+        time_key = next(iter(rows[0]))
+        keep = [time_key, *(k for k in list(rows[0])[1:] if k not in METRICS), *metrics]
+        rows = sorted(({k: r[k] for k in keep} for r in rows), key=lambda r: str(r[time_key]))
+    query = {"metric": metrics, "interval": step, **scope}
+    return _answer(request, format, {"query": query, "rows": rows}, "rows")
 
 
 @router.get("/funnel", summary="Bid requests -> wins -> impressions -> clicks -> conversions.")
@@ -449,19 +389,16 @@ def get_funnel(
     format: Fmt = None,
     _scope: ScopeQuery = None,
 ) -> Response:
-    def build() -> Response:
-        _known(request, _SCOPE)
-        rows, query = _report(request, ["day"])
-        steps = []
-        previous: int | None = None
-        for name in FUNNEL:
-            count = sum(int(r[name] or 0) for r in rows)
-            rate = None if not previous else count / previous
-            steps.append({"step": name, "count": count, "rate_from_previous": rate})
-            previous = count
-        return _answer(request, format, {"query": query, "steps": steps}, "steps")
-
-    return _cached(request, build)
+    _known(request, _SCOPE)
+    rows, query = _report(request, ["day"])
+    steps = []
+    previous: int | None = None
+    for name in FUNNEL:
+        count = sum(int(r[name] or 0) for r in rows)
+        rate = None if not previous else count / previous
+        steps.append({"step": name, "count": count, "rate_from_previous": rate})
+        previous = count
+    return _answer(request, format, {"query": query, "steps": steps}, "steps")
 
 
 @router.get("/rejects", summary="Quarantined rows, newest first, a page at a time.")
@@ -488,7 +425,11 @@ def get_rejects(
     return _answer(request, format, body, "rows")
 
 
-@router.get("/quality", summary="Per source: reconciliation, freshness, late events; rejects.")
+@router.get(
+    "/quality",
+    summary="Per source: reconciliation, freshness, late events (of the last "
+    "dashboard_late_window_hours); rejects by reason.",
+)
 def get_quality(request: Request, format: Fmt = None) -> Response:
     _known(request, set())
     settings: Settings = request.app.state.settings
@@ -497,7 +438,10 @@ def get_quality(request: Request, format: Fmt = None) -> Response:
     body = {
         "now": now,
         "late_seconds": settings.late_seconds,
-        "sources": source_health(con, now, settings.late_seconds),
+        "late_window_hours": settings.dashboard_late_window_hours,
+        "sources": source_health(
+            con, now, settings.late_seconds, settings.dashboard_late_window_hours * 3600
+        ),
         "rejects_by_reason": rejects_by_reason(con),
     }
     return _answer(request, format, body, "sources")

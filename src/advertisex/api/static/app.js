@@ -158,6 +158,7 @@ function age(seconds) {
 }
 
 function renderQuality(q) {
+  LABEL.late_events = `Late (last ${q.late_window_hours} h)`;
   fillTable(document.getElementById("sources"),
     ["source", "received", "accepted", "rejected", "duplicates", "late_events", "last_event_time", "freshness_seconds"], q.sources,
     { format: (c, v) => (c === "freshness_seconds" ? age(v) : c === "last_event_time" ? (v || "–").replace("T", " ") : fmt(c, v)) });
