@@ -2,6 +2,7 @@
 
     python bench/realtime_bench.py http    [--seconds 20 --connections 8]
     python bench/realtime_bench.py pixel   [--seconds 10 --connections 32]   # needs wrk
+                                           # ADVX_COLLECTOR_SPOOL_FSYNC=0: without fdatasync
     python bench/realtime_bench.py latency [--seconds 20 --rate 20000]
     python bench/realtime_bench.py kafka   [--messages 120000]
 
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import numpy as np
 
@@ -45,9 +47,9 @@ def body(prefix: str, n: int = 1000) -> bytes:
     ).encode()
 
 
-def start_serve(db: Path) -> tuple[subprocess.Popen[str], str]:
+def start_serve(db: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "advertisex", "serve", "--db", str(db), "--port", "0"],
+        [sys.executable, "-m", "advertisex", "serve", "--db", str(db), "--port", "0", *extra],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -119,12 +121,20 @@ def bench_http(args: argparse.Namespace, rate: float | None = None) -> None:
     )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_pixel(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_serve(Path(tmp) / "bench.duckdb")
+        db = Path(tmp) / "bench.duckdb"
+        proc, url = start_serve(db)
         try:
+            cpu = _cpu_seconds(proc.pid)
             out = subprocess.run(
                 [
                     "wrk",
@@ -138,9 +148,28 @@ def bench_pixel(args: argparse.Namespace) -> None:
                 text=True,
                 check=True,
             ).stdout
+            cpu = _cpu_seconds(proc.pid) - cpu
+            load = os.getloadavg()[0]
+            metrics = httpx.get(url + "/metrics/").text
         finally:
             stop(proc)
+        con = duckdb.connect(str(db), read_only=True)
+        (stored,) = con.execute("SELECT count(*) FROM impressions").fetchall()[0]
+        con.close()
     print(out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    busy = sum(
+        float(v)
+        for v in re.findall(r'^advx_collector_busy_total\{route="t/imp"\} (\S+)$', metrics, re.M)
+    )
+    print(
+        f"pixel: {rate:,.0f} requests/s, p50 {p50}, p99 {p99}; server CPU "
+        f"{cpu / requests * 1e6:.0f} us per request ({cpu:.1f} s for {requests:,}); "
+        f"{busy:.0f} answered 503, {stored:,} impressions stored; load average {load:.2f}"
+    )
 
 
 def bench_kafka(args: argparse.Namespace) -> None:

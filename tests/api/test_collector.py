@@ -22,7 +22,8 @@ import fastavro
 import httpx
 import pytest
 
-from advertisex.api.collector import PIXEL, sign_url
+from advertisex.api.collector import sign_url
+from advertisex.api.trackers import PIXEL
 from advertisex.config import Settings, load_settings
 from advertisex.pipeline.microbatch import MicroBatcher
 from tests.api.conftest import HTTP, collector, ndjson, start_serve, wait_ready
@@ -380,6 +381,67 @@ def test_spool_files_rotate_and_go_once_loaded(tmp_path: Path) -> None:
     assert rows(settings.db, "SELECT count(DISTINCT event_id), count(*) FROM impressions") == [
         (40, 40)
     ]
+
+
+def test_concurrent_pixel_hits_share_spool_writes_and_each_is_kept(tmp_path: Path) -> None:
+    settings = load_settings(db=tmp_path / "s.duckdb")
+    with collector(settings) as (url, app):
+        spool = app.state.batcher.spool
+        real = spool.append
+        writes: list[int] = []
+
+        # A disk that takes 20 ms per write: simulated, as a real disk cannot be slowed here.
+        def slow(source: str, lines: bytes, records: int = 1) -> Any:
+            time.sleep(0.02)
+            writes.append(records)
+            return real(source, lines, records)
+
+        spool.append = slow
+
+        def hit(i: int) -> int:
+            # No `imp`: each hit is its own impression all the same (the same parameters twice).
+            return HTTP.get(url + "/t/imp", params={"uid": f"u{i % 3}", "crid": "c"}).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(hit, range(320)))
+    assert statuses == [200] * 320
+    assert sum(writes) == 320
+    assert len(writes) <= 320 / 4  # hits waiting together went out in one write
+    assert rows(settings.db, "SELECT count(DISTINCT event_id), count(*) FROM impressions") == [
+        (320, 320)
+    ]
+
+
+def test_pixel_answers_503_when_the_queue_is_full_and_keeps_only_answered_hits(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        db=tmp_path / "s.duckdb", collector_queue_bytes=1024, collector_spool_flush_ms=0
+    )
+    with collector(settings) as (url, app):
+        batcher: MicroBatcher = app.state.batcher
+        real = batcher.runner.process_batch
+
+        # A store that takes 0.3 s per batch: simulated, as a real disk cannot be slowed here.
+        def slow(*args: Any, **kw: Any) -> Any:
+            time.sleep(0.3)
+            return real(*args, **kw)
+
+        batcher.runner.process_batch = slow  # type: ignore[method-assign]
+
+        def hit(i: int) -> tuple[str, int, str | None]:
+            r = HTTP.get(url + "/t/imp", params={"imp": f"q{i}", "uid": "u", "crid": "c"})
+            return f"q{i}", r.status_code, r.headers.get("retry-after")
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(hit, range(200)))
+        high_water = batcher.high_water_bytes
+    assert {status for _, status, _ in results} == {200, 503}
+    assert all(ra == "1" for _, status, ra in results if status == 503)
+    assert high_water <= 1024
+    answered = {i for i, status, _ in results if status == 200}
+    stored = {r[0] for r in rows(settings.db, "SELECT event_id FROM impressions")}
+    assert stored == answered  # a 503 hit was not spooled: the client's retry is its only copy
 
 
 def test_public_names() -> None:

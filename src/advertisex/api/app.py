@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import sys
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -20,20 +22,23 @@ from advertisex.api.jobs import Jobs
 from advertisex.api.query import Reader, install_errors
 from advertisex.api.query import health as health_router
 from advertisex.api.query import router as query_router
+from advertisex.api.trackers import Trackers, settle
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 from advertisex.pipeline.forward import KafkaForwarder
 from advertisex.pipeline.gauges import set_queue_depth
 from advertisex.pipeline.microbatch import MicroBatcher
+from advertisex.pipeline.spooler import Spooler
 from advertisex.sources.confluent import registry_from
 from advertisex.sources.spool import Spool
 from advertisex.store import Store
 
 
-def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
+def create_app(settings: Settings, *, kafka: str | None = None) -> Trackers:
     """The app: the store and its micro-batcher live as long as the app (its lifespan).
 
-    With `kafka` (bootstrap servers) the collector produces events to Kafka instead.
+    The trackers answer in front of the FastAPI app (`.app`). With `kafka` (bootstrap
+    servers) the collector produces events to Kafka instead.
     """
 
     @asynccontextmanager
@@ -50,9 +55,18 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
         spool = None
         if str(settings.db) != ":memory:":
             folder = settings.collector_spool_dir or Path(f"{settings.db}.spool")
-            spool = Spool(folder, settings.collector_spool_rotate_bytes)
+            spool = Spool(
+                folder, settings.collector_spool_rotate_bytes, fsync=settings.collector_spool_fsync
+            )
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
+        if spool is not None:
+            loop = asyncio.get_running_loop()
+
+            def written(tokens: list[Any], error: BaseException | None) -> None:
+                loop.call_soon_threadsafe(settle, tokens, error)  # one wake-up per group
+
+            app.state.spooler = Spooler(batcher, written)
         app.state.reader = Reader(store, settings)
         jobs = Jobs(store, settings) if settings.serve_jobs_seconds > 0 else None
         app.state.jobs = jobs
@@ -62,6 +76,9 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
             if jobs is not None:
                 jobs.close()
             app.state.reader.close()
+            if app.state.spooler is not None:
+                app.state.spooler.close()  # its last group goes into the batcher's queue
+                app.state.spooler = None
             batcher.close()  # the last requests flush and commit before the store closes
             store.close()
             if spool is not None:
@@ -71,13 +88,14 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry_from(settings.schema_dir, settings.schema_registry_url)
     app.include_router(router)
+    app.state.spooler = None  # tracker hits' group writes to the spool, once the store is open
     app.state.reader = None  # the query routes' cursors, once the store is open
     app.include_router(health_router)
     app.include_router(query_router)
     install_errors(app)
     app.mount("/metrics", make_asgi_app())
     mount_dashboard(app)
-    return app
+    return Trackers(app)
 
 
 def is_loopback(host: str) -> bool:
