@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 import sys
@@ -10,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -22,13 +20,12 @@ from advertisex.api.jobs import Jobs
 from advertisex.api.query import Reader, install_errors
 from advertisex.api.query import health as health_router
 from advertisex.api.query import router as query_router
-from advertisex.api.trackers import Trackers, settle
+from advertisex.api.trackers import Trackers, TrackerSpool
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 from advertisex.pipeline.forward import KafkaForwarder
 from advertisex.pipeline.gauges import set_queue_depth
 from advertisex.pipeline.microbatch import MicroBatcher
-from advertisex.pipeline.spooler import Spooler
 from advertisex.sources.confluent import registry_from
 from advertisex.sources.spool import Spool
 from advertisex.store import Store
@@ -61,12 +58,7 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> Trackers:
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
         if spool is not None:
-            loop = asyncio.get_running_loop()
-
-            def written(tokens: list[Any], error: BaseException | None) -> None:
-                loop.call_soon_threadsafe(settle, tokens, error)  # one wake-up per group
-
-            app.state.spooler = Spooler(batcher, written)
+            app.state.spool = TrackerSpool(batcher)
         app.state.reader = Reader(store, settings)
         jobs = Jobs(store, settings) if settings.serve_jobs_seconds > 0 else None
         app.state.jobs = jobs
@@ -76,9 +68,9 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> Trackers:
             if jobs is not None:
                 jobs.close()
             app.state.reader.close()
-            if app.state.spooler is not None:
-                app.state.spooler.close()  # its last group goes into the batcher's queue
-                app.state.spooler = None
+            if app.state.spool is not None:
+                app.state.spool.close()  # its last hits go into the batcher's queue
+                app.state.spool = None
             batcher.close()  # the last requests flush and commit before the store closes
             store.close()
             if spool is not None:
@@ -88,7 +80,7 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> Trackers:
     app.state.settings = settings
     app.state.registry = registry_from(settings.schema_dir, settings.schema_registry_url)
     app.include_router(router)
-    app.state.spooler = None  # tracker hits' group writes to the spool, once the store is open
+    app.state.spool = None  # tracker hits' group writes to the spool, once the store is open
     app.state.reader = None  # the query routes' cursors, once the store is open
     app.include_router(health_router)
     app.include_router(query_router)

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from advertisex.api.collector import busy_message, new_id, submit, verify_url
 from advertisex.config import Settings
 from advertisex.pipeline.gauges import REJECTED_BUSY
-from advertisex.pipeline.microbatch import Busy
+from advertisex.pipeline.microbatch import Busy, MicroBatcher
 from advertisex.pipeline.spooler import Spooler
 from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.batch import Format
@@ -85,7 +85,40 @@ class Trackers:
         await self.app(scope, receive, send)
 
 
-def settle(tokens: list[Any], error: BaseException | None) -> None:
+class TrackerSpool:
+    """The event loop's side of the spooler: the hits of one loop turn go over together.
+
+    One hand-off (a thread wake-up) per turn rather than per hit, and one wake-up of the loop
+    per group written.
+    """
+
+    def __init__(self, batcher: MicroBatcher) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._waiting: list[tuple[Source, bytes, asyncio.Future[None]]] = []
+        self.spooler = Spooler(batcher, self._written)
+
+    def add(self, source: Source, line: bytes) -> asyncio.Future[None]:
+        """One hit's NDJSON line; the future is done once it is in the spool."""
+        fut = self._loop.create_future()
+        if not self._waiting:
+            self._loop.call_soon(self._hand_off)
+        self._waiting.append((source, line, fut))
+        return fut
+
+    def close(self) -> None:
+        self._hand_off()
+        self.spooler.close()
+
+    def _hand_off(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        if waiting:
+            self.spooler.add(waiting)
+
+    def _written(self, tokens: list[Any], error: BaseException | None) -> None:
+        self._loop.call_soon_threadsafe(_settle, tokens, error)
+
+
+def _settle(tokens: list[asyncio.Future[None]], error: BaseException | None) -> None:
     """The spooler's report, on the event loop: each waiting hit goes on (or fails)."""
     for fut in tokens:
         if not fut.done():
@@ -148,12 +181,10 @@ async def _record(
 ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]] | None:
     """Keep the event durably; None when done, else the error answer (status, body, headers)."""
     line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-    spooler: Spooler | None = state.spooler
+    spool: TrackerSpool | None = state.spool
     try:
-        if spooler is not None:
-            fut = asyncio.get_running_loop().create_future()
-            spooler.add(source, line, fut)
-            await fut
+        if spool is not None:
+            await spool.add(source, line)
             return None
         client = scope.get("client")
         await submit(

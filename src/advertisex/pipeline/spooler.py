@@ -1,6 +1,6 @@
 """Group commit of tracker hits: one spool write (and fdatasync) for every hit that waited.
 
-A hit is added with a token; a thread takes every hit waiting, writes each source's lines to
+Hits are added with tokens; a thread takes every hit waiting, writes each source's lines to
 the spool with one `write` (+ `fdatasync`), queues them for the store as one request, and
 then reports the tokens (the caller answers those hits). While one group is being written the
 next one gathers, so the spool costs one write per group, not per hit, and a hit is never
@@ -37,12 +37,12 @@ class Spooler:
         self._thread = threading.Thread(target=self._run, name="advx-spooler", daemon=True)
         self._thread.start()
 
-    def add(self, source: Source, line: bytes, token: Any) -> None:
-        """One hit's NDJSON line; `token` comes back through `on_written`."""
+    def add(self, hits: list[tuple[Source, bytes, Any]]) -> None:
+        """Hits as (source, NDJSON line, token); each token comes back through `on_written`."""
         with self._cond:
-            self._pending.append((source, line, token))
-            if len(self._pending) == 1:
+            if not self._pending:
                 self._cond.notify()
+            self._pending += hits
 
     def close(self) -> None:
         """Write what waits, then stop."""
