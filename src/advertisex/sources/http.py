@@ -104,9 +104,16 @@ def avro_body(uri: str, body: bytes, registry: SchemaRegistry, batch_bytes: int)
         schema_id, avro = split_wire(body)
     except ValueError as e:
         raise InputError(f"{e}; send an Avro container file or one wire-format message") from None
-    return Body(
-        Format.AVRO, batches=(wire_batch(uri, registry.schema(schema_id), [avro], [1]).batch,)
-    )
+    one = np.ones(1, dtype=np.int64)
+    batch = wire_batch(
+        uri,
+        registry.schema(schema_id),
+        np.frombuffer(body, np.uint8),
+        one * 5,
+        one * len(avro),
+        one,
+    ).batch
+    return Body(Format.AVRO, batches=(batch,))
 
 
 def parse_body(
