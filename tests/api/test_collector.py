@@ -82,6 +82,54 @@ def test_concurrent_requests_coalesce_and_each_gets_its_own_counts(settings: Set
     assert rows(settings.db, "SELECT count(DISTINCT request_id) FROM http_requests") == [(40,)]
 
 
+def test_csv_bodies_with_one_header_coalesce_and_each_gets_its_own_counts(
+    settings: Settings,
+) -> None:
+    header = "timestamp,user_id,campaign_id,conversion_type\n"
+
+    def body(i: int) -> str:
+        first = f"2026-11-01 10:{i:02d}:00,u{i},k1,click"
+        short = "2026-11-01 10:00:00,u1,k1\n" if i % 3 == 0 else ""  # a field short
+        quoted = f'2026-11-01 10:{i:02d}:01,"u{i}\nx",k1,signup\r\n'  # a newline in quotes
+        return header + first + "\n\n" + quoted + short + first  # the last: a duplicate
+
+    with collector(settings) as (url, _):
+
+        def post(i: int) -> tuple[int, dict[str, Any]]:
+            r = HTTP.post(url + "/v1/events", content=body(i), headers={"Content-Type": "text/csv"})
+            return r.status_code, dict(r.json())
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(post, range(40)))
+            # Quotes left open would swallow the bodies after it: this one goes alone.
+            open_quote = pool.submit(
+                HTTP.post, url + "/v1/events", content=header + '2026-11-01,"u,k1,click\n'
+            )
+        alone = open_quote.result()
+    for i, (status, a) in enumerate(answers):
+        rejected = {"malformed_csv": 1} if i % 3 == 0 else {}
+        assert status == 202
+        assert (a["received"], a["accepted"], a["duplicates"]) == (3 + len(rejected), 2, 1)
+        assert a["rejected_by_reason"] == rejected
+    assert (alone.status_code, alone.json()["rejected_by_reason"]) == (400, {"malformed_csv": 1})
+    assert rows(
+        settings.db, "SELECT count(*), count(DISTINCT user_id) FROM clicks_conversions"
+    ) == [(80, 80)]
+    (batches,) = rows(
+        settings.db,
+        "SELECT count(DISTINCT batch_id) FROM http_requests WHERE source = 'clicks_conversions'",
+    )[0]
+    assert batches < 40  # bodies waiting together went to the store as one batch
+    # Each reject is traced to its request and to its line in that request's body (line 5).
+    assert rows(
+        settings.db,
+        "SELECT count(*), count(DISTINCT h.request_id), min(r.source_record - h.first_record) "
+        "FROM rejects r JOIN http_requests h ON r.batch_id = h.batch_id "
+        "AND r.source_record BETWEEN h.first_record AND h.end_record "
+        "WHERE r.raw = '2026-11-01 10:00:00,u1,k1'",
+    ) == [(14, 14, 4)]
+
+
 def test_json_array_gzip_and_csv_events(settings: Settings) -> None:
     array = json.dumps([json.loads(line) for line in ndjson(["x", "y"]).splitlines()])
     csv_body = (

@@ -1,10 +1,10 @@
 """The collector's micro-batcher: requests queue (bounded), coalesce, commit, then answer.
 
-NDJSON bodies of one source waiting together become one batch, flushed when
-`collector_flush_events` records wait or `collector_flush_ms` after the first arrived (tracker
-hits, already safe in the spool, wait up to `collector_spool_flush_ms`). A
-request is answered only after its batch committed, so a 202 means the events are in the
-store. The queue is bounded in bytes (waiting plus in the store): past the bound `submit`
+NDJSON bodies of one source waiting together become one batch (CSV bodies of one source and
+header too), flushed when `collector_flush_events` records wait or `collector_flush_ms` after
+the first arrived (tracker hits, already safe in the spool, wait up to
+`collector_spool_flush_ms`). A request is answered only after its batch committed, so a 202
+means the events are in the store. The queue is bounded in bytes (waiting plus in the store): past the bound `submit`
 raises `Busy` and the collector answers 503 instead of growing memory.
 """
 
@@ -242,13 +242,17 @@ class MicroBatcher:
                     self._depth()
 
     def _flush(self, taken: list[_Request]) -> None:
-        lines: dict[str, list[_Request]] = {}
+        # NDJSON bodies of a source go together; CSV bodies of a source and header too.
+        groups: dict[tuple[str, Format, bytes], list[_Request]] = {}
         for r in taken:
             if r.body.fmt is Format.NDJSON:
-                lines.setdefault(r.source.name, []).append(r)
+                groups.setdefault((r.source.name, Format.NDJSON, b""), []).append(r)
+            elif r.body.fmt is Format.CSV and r.body.coalesce:
+                header = r.body.batches[0].header
+                groups.setdefault((r.source.name, Format.CSV, header), []).append(r)
             else:
                 self._guard([r], self._alone, r)
-        for group in lines.values():
+        for group in groups.values():
             self._guard(group, self._coalesced, group)
 
     def _guard(self, reqs: list[_Request], fn: Callable[..., None], arg: Any) -> None:
@@ -277,14 +281,31 @@ class MicroBatcher:
         r.future.set_result(counts)
 
     def _coalesced(self, group: list[_Request]) -> None:
-        """NDJSON bodies of one source as one batch; counts split back by line range."""
-        source = group[0].source
-        data = b"".join(r.body.data for r in group)
-        nlines = np.array([r.body.data.count(b"\n") for r in group], dtype=np.int64)
-        ends = np.cumsum(nlines)
+        """Bodies of one source and format (CSV: and header) as one batch; counts split back
+        by line range."""
+        source, fmt = group[0].source, group[0].body.fmt
+        if fmt is Format.CSV:
+            header = group[0].body.batches[0].header
+            bodies = [r.body.batches[0].data for r in group]  # each ends in a newline
+        else:
+            header, bodies = b"", [r.body.data for r in group]
+        data = b"".join(bodies)
+        h = header.count(b"\n")  # lines before the first record
+        nlines = np.array([b.count(b"\n") for b in bodies], dtype=np.int64)
+        ends = h + np.cumsum(nlines)
         firsts = ends - nlines + 1
         uri = f"http:{uuid.uuid4().hex}"
-        batch = RawBatch(uri, Format.NDJSON, data, 0, 1, len(data), int(ends[-1]))
+        batch = RawBatch(
+            uri,
+            fmt,
+            data,
+            len(header),
+            h + 1,
+            len(header) + len(data),
+            int(ends[-1]),
+            header=header,
+            header_lines=h,
+        )
         ranges = _Ranges(uri, group, firsts.tolist(), ends.tolist())
         marks: dict[str, SpoolMark] = {}
         for r in group:
