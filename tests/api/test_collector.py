@@ -413,6 +413,50 @@ def test_pixel_hits_answered_before_the_commit_survive_sigkill_through_the_spool
     assert list((tmp_path / "s.duckdb.spool").iterdir()) == []
 
 
+@pytest.mark.slow
+def test_pixel_hits_answered_while_serve_is_killed_mid_stream_are_all_kept(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.duckdb"
+    proc, url = start_serve(db)
+    wait_ready(url)
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            for k in range(100_000):
+                if stop.is_set():
+                    return
+                imp = f"m{n}-{k}"
+                try:
+                    r = http.get(url + "/t/imp", params={"imp": imp, "uid": "u", "crid": "c"})
+                except httpx.TransportError:
+                    return  # killed mid-request: not answered
+                if r.status_code == 200:
+                    answered.append(imp)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(answered) < 1_500 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)  # hits in flight: some in a group being written
+    proc.communicate(timeout=10)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(answered) >= 1_500
+    proc, url = start_serve(db)  # loads what the spool holds past its committed position
+    wait_ready(url)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    stored = {r[0] for r in rows(db, "SELECT event_id FROM impressions")}
+    assert set(answered) <= stored
+    assert rows(db, "SELECT count(*) = count(DISTINCT event_id) FROM impressions") == [(True,)]
+
+
 def test_spool_files_rotate_and_go_once_loaded(tmp_path: Path) -> None:
     settings = load_settings(db=tmp_path / "s.duckdb", collector_spool_rotate_bytes=1024)
     spool = tmp_path / "s.duckdb.spool"
