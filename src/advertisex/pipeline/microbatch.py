@@ -4,8 +4,8 @@ NDJSON bodies of one source waiting together become one batch (CSV bodies of one
 header too), flushed when `collector_flush_events` records wait or `collector_flush_ms` after
 the first arrived (tracker hits, already safe in the spool, wait up to
 `collector_spool_flush_ms`). A request is answered only after its batch committed, so a 202
-means the events are in the store. The queue is bounded in bytes (waiting plus in the store): past the bound `submit`
-raises `Busy` and the collector answers 503 instead of growing memory.
+means the events are in the store. The queue is bounded in bytes (waiting plus in the store):
+past the bound `submit` raises `Busy` and the collector answers 503 instead of growing memory.
 """
 
 from __future__ import annotations
