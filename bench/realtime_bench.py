@@ -165,8 +165,13 @@ def bench_pixel(args: argparse.Namespace) -> None:
         float(v)
         for v in re.findall(r'^advx_collector_busy_total\{route="t/imp"\} (\S+)$', metrics, re.M)
     )
+    writes, hits = (
+        float(re.search(rf"^advx_tracker_spool_{name}_total (\S+)$", metrics, re.M).group(1))  # type: ignore[union-attr]
+        for name in ("writes", "hits")
+    )
     print(
-        f"pixel: {rate:,.0f} requests/s, p50 {p50}, p99 {p99}; server CPU "
+        f"pixel: {rate:,.0f} requests/s, p50 {p50}, p99 {p99}; {hits / writes:.1f} hits per "
+        f"spool write (fsync {os.environ.get('ADVX_COLLECTOR_SPOOL_FSYNC', '1')}); server CPU "
         f"{cpu / requests * 1e6:.0f} us per request ({cpu:.1f} s for {requests:,}); "
         f"{busy:.0f} answered 503, {stored:,} impressions stored; load average {load:.2f}"
     )

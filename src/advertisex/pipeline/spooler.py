@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from advertisex.pipeline.gauges import SPOOL_HITS, SPOOL_WRITES
 from advertisex.pipeline.microbatch import MicroBatcher
 from advertisex.schemas.sources import Source
 
@@ -33,7 +34,6 @@ class Spooler:
         self._pending: list[tuple[Source, bytes, Any]] = []
         self._cond = threading.Condition()
         self._stopping = False
-        self.groups = 0  # spool writes so far (hits / groups = hits per write)
         self._thread = threading.Thread(target=self._run, name="advx-spooler", daemon=True)
         self._thread.start()
 
@@ -76,5 +76,6 @@ class Spooler:
                 log.error("cannot write the tracker spool (%s); hits get 503", e)
             self.on_written(tokens, e)
             return
-        self.groups += 1
+        SPOOL_WRITES.inc()
+        SPOOL_HITS.inc(len(group))
         self.on_written(tokens, None)
