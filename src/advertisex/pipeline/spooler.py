@@ -63,7 +63,10 @@ class Spooler:
             for hit in hits:
                 by_source.setdefault(hit[0].name, []).append(hit)
             for group in by_source.values():
-                self._write(group)
+                try:
+                    self._write(group)
+                except Exception:  # the thread must go on: a stopped spooler hangs every hit
+                    log.exception("the tracker spooler failed on %d hits", len(group))
 
     def _write(self, group: list[tuple[Source, bytes, Any]]) -> None:
         tokens = [token for _, _, token in group]
