@@ -286,7 +286,8 @@ class MicroBatcher:
         source, fmt = group[0].source, group[0].body.fmt
         if fmt is Format.CSV:
             header = group[0].body.batches[0].header
-            bodies = [r.body.batches[0].data for r in group]  # each ends in a newline
+            # bytes(): a batch may hold a memoryview (no copy when it is bytes already)
+            bodies = [bytes(r.body.batches[0].data) for r in group]  # each ends in a newline
         else:
             header, bodies = b"", [r.body.data for r in group]
         data = b"".join(bodies)
