@@ -2,8 +2,9 @@
 
     python bench/realtime_bench.py http    [--seconds 20 --connections 8]
     python bench/realtime_bench.py pixel   [--seconds 10 --connections 32]   # needs wrk
+                                           # ADVX_COLLECTOR_SPOOL_FSYNC=0: without fdatasync
     python bench/realtime_bench.py latency [--seconds 20 --rate 20000]
-    python bench/realtime_bench.py kafka   [--messages 120000]
+    python bench/realtime_bench.py kafka   [--messages 120000] [--no-runner]
 
 The collector runs as `advertisex serve` in its own process on loopback with a fresh DuckDB
 file; the load generator runs on the same machine. A 202 is sent after the batch committed,
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import numpy as np
 
@@ -45,9 +47,9 @@ def body(prefix: str, n: int = 1000) -> bytes:
     ).encode()
 
 
-def start_serve(db: Path) -> tuple[subprocess.Popen[str], str]:
+def start_serve(db: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "advertisex", "serve", "--db", str(db), "--port", "0"],
+        [sys.executable, "-m", "advertisex", "serve", "--db", str(db), "--port", "0", *extra],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -119,12 +121,20 @@ def bench_http(args: argparse.Namespace, rate: float | None = None) -> None:
     )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_pixel(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_serve(Path(tmp) / "bench.duckdb")
+        db = Path(tmp) / "bench.duckdb"
+        proc, url = start_serve(db)
         try:
+            cpu = _cpu_seconds(proc.pid)
             out = subprocess.run(
                 [
                     "wrk",
@@ -138,9 +148,33 @@ def bench_pixel(args: argparse.Namespace) -> None:
                 text=True,
                 check=True,
             ).stdout
+            cpu = _cpu_seconds(proc.pid) - cpu
+            load = os.getloadavg()[0]
+            metrics = httpx.get(url + "/metrics/").text
         finally:
             stop(proc)
+        con = duckdb.connect(str(db), read_only=True)
+        (stored,) = con.execute("SELECT count(*) FROM impressions").fetchall()[0]
+        con.close()
     print(out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)  # type: ignore[union-attr]
+    busy = sum(
+        float(v)
+        for v in re.findall(r'^advx_collector_busy_total\{route="t/imp"\} (\S+)$', metrics, re.M)
+    )
+    writes, hits = (
+        float(re.search(rf"^advx_tracker_spool_{name}_total (\S+)$", metrics, re.M).group(1))  # type: ignore[union-attr]
+        for name in ("writes", "hits")
+    )
+    print(
+        f"pixel: {rate:,.0f} requests/s, p50 {p50}, p99 {p99}; {hits / writes:.1f} hits per "
+        f"spool write (fsync {os.environ.get('ADVX_COLLECTOR_SPOOL_FSYNC', '1')}); server CPU "
+        f"{cpu / requests * 1e6:.0f} us per request ({cpu:.1f} s for {requests:,}); "
+        f"{busy:.0f} answered 503, {stored:,} impressions stored; load average {load:.2f}"
+    )
 
 
 def bench_kafka(args: argparse.Namespace) -> None:
@@ -149,6 +183,7 @@ def bench_kafka(args: argparse.Namespace) -> None:
     import advertisex.formats.avro  # noqa: F401 (its polars import is a one-time start-up cost)
     from advertisex.config import load_settings
     from advertisex.pipeline.consume import KafkaConsumerLoop, parse_topics
+    from advertisex.pipeline.runner import SourceCounts
     from advertisex.store import Store
 
     holder = Producer({"test.mock.num.brokers": 1, "log_level": 0})
@@ -180,21 +215,43 @@ def bench_kafka(args: argparse.Namespace) -> None:
                 topics=parse_topics("impressions"),
             )
             spans: list[float] = []
+            # The consumer thread's CPU inside process_batch, and inside _process (which
+            # holds it): _process minus process_batch is the per-message work on a batch.
+            in_batches, in_process = [0.0], [0.0]
             process = loop._process
+            real_batch = loop.runner.process_batch
 
             def timed(msgs: list[Any]) -> None:
-                t = time.monotonic()
+                t, c = time.monotonic(), time.thread_time()
                 process(msgs)
+                in_process[0] += time.thread_time() - c
                 spans.extend([t, time.monotonic()])
 
+            def batch(*a: Any, **kw: Any) -> Any:
+                c = time.thread_time()
+                try:
+                    return SourceCounts() if args.no_runner else real_batch(*a, **kw)
+                finally:
+                    in_batches[0] += time.thread_time() - c
+
             loop._process = timed  # type: ignore[method-assign]
+            loop.runner.process_batch = batch  # type: ignore[method-assign]
+            cpu, main = time.process_time(), time.thread_time()
             report = loop.run(threading.Event(), until_idle=3)
+            cpu, main = time.process_time() - cpu, time.thread_time() - main
             (stored,) = store.query("SELECT count(*) FROM impressions")[0]
     # From the first micro-batch's arrival to the last one's commit (the group join left out).
     elapsed = spans[-1] - spans[0]
+    n = report.messages
     print(
-        f"kafka: {report.messages:,} messages, {stored:,} stored in {len(spans) // 2} batches "
-        f"in {elapsed:.1f} s = {report.messages / elapsed:,.0f} impressions/s"
+        f"kafka{' (no runner)' if args.no_runner else ''}: {n:,} messages, {stored:,} stored in "
+        f"{len(spans) // 2} batches in {elapsed:.2f} s = {n / elapsed:,.0f} impressions/s; "
+        f"consumer thread's CPU outside process_batch {(main - in_batches[0]) / n * 1e6:.2f} us "
+        f"per message (consume(), grouping, batch building, offsets), of which "
+        f"{(in_process[0] - in_batches[0]) / n * 1e6:.2f} us from a batch of messages to "
+        f"RawBatches and offsets; process CPU "
+        f"{cpu / n * 1e6:.1f} us per message (all threads, group join and idle wait included); "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
 
 
@@ -207,6 +264,7 @@ def main() -> None:
     # The mock cluster keeps about 35,000 messages of this size per partition (older segments
     # go, as retention would): 4 partitions x 30,000 stay within it.
     ap.add_argument("--messages", type=int, default=120_000)
+    ap.add_argument("--no-runner", action="store_true", help="kafka: skip process_batch")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     if args.what == "http":

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # Trackers append events here before answering (default: <db>.spool beside the store).
     collector_spool_dir: Path | None = None
     collector_spool_rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # fdatasync each group write before the hits are answered: they survive a power loss, not
+    # only the process being killed (costs ~0.1 ms CPU and 1-4 ms of latency per group).
+    collector_spool_fsync: bool = True
+    # Spooled hits wait for the store at most this long (no client waits for their commit, and
+    # a batch costs the store ~10-30 ms whatever its size: bigger batches, less CPU per hit).
+    collector_spool_flush_ms: int = Field(default=500, ge=0)
     # HMAC key signing the click tracker's landing URLs; unset: /t/click is off.
     tracker_secret: SecretStr | None = None
     # Avro schemas for the Confluent wire format: a folder of <schema id>.avsc, or a registry.

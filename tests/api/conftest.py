@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
 
 from advertisex.api import create_app
+from advertisex.api.trackers import Trackers
 from advertisex.config import Settings
 
 IMP = (
@@ -38,7 +38,7 @@ def ndjson(ids: list[str]) -> bytes:
 
 
 @contextmanager
-def collector(settings: Settings, kafka: str | None = None) -> Iterator[tuple[str, FastAPI]]:
+def collector(settings: Settings, kafka: str | None = None) -> Iterator[tuple[str, Trackers]]:
     """The app served by uvicorn on a loopback port; stopped (flushed, store closed) on exit."""
     app = create_app(settings, kafka=kafka)
     sock = socket.socket()

@@ -22,7 +22,8 @@ import fastavro
 import httpx
 import pytest
 
-from advertisex.api.collector import PIXEL, sign_url
+from advertisex.api.collector import sign_url
+from advertisex.api.trackers import PIXEL
 from advertisex.config import Settings, load_settings
 from advertisex.pipeline.microbatch import MicroBatcher
 from tests.api.conftest import HTTP, collector, ndjson, start_serve, wait_ready
@@ -79,6 +80,54 @@ def test_concurrent_requests_coalesce_and_each_gets_its_own_counts(settings: Set
     (batches,) = rows(settings.db, "SELECT count(*) FROM batches")[0]
     assert batches < 40  # requests waiting together went to the store as one batch
     assert rows(settings.db, "SELECT count(DISTINCT request_id) FROM http_requests") == [(40,)]
+
+
+def test_csv_bodies_with_one_header_coalesce_and_each_gets_its_own_counts(
+    settings: Settings,
+) -> None:
+    header = "timestamp,user_id,campaign_id,conversion_type\n"
+
+    def body(i: int) -> str:
+        first = f"2026-11-01 10:{i:02d}:00,u{i},k1,click"
+        short = "2026-11-01 10:00:00,u1,k1\n" if i % 3 == 0 else ""  # a field short
+        quoted = f'2026-11-01 10:{i:02d}:01,"u{i}\nx",k1,signup\r\n'  # a newline in quotes
+        return header + first + "\n\n" + quoted + short + first  # the last: a duplicate
+
+    with collector(settings) as (url, _):
+
+        def post(i: int) -> tuple[int, dict[str, Any]]:
+            r = HTTP.post(url + "/v1/events", content=body(i), headers={"Content-Type": "text/csv"})
+            return r.status_code, dict(r.json())
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(post, range(40)))
+            # Quotes left open would swallow the bodies after it: this one goes alone.
+            open_quote = pool.submit(
+                HTTP.post, url + "/v1/events", content=header + '2026-11-01,"u,k1,click\n'
+            )
+        alone = open_quote.result()
+    for i, (status, a) in enumerate(answers):
+        rejected = {"malformed_csv": 1} if i % 3 == 0 else {}
+        assert status == 202
+        assert (a["received"], a["accepted"], a["duplicates"]) == (3 + len(rejected), 2, 1)
+        assert a["rejected_by_reason"] == rejected
+    assert (alone.status_code, alone.json()["rejected_by_reason"]) == (400, {"malformed_csv": 1})
+    assert rows(
+        settings.db, "SELECT count(*), count(DISTINCT user_id) FROM clicks_conversions"
+    ) == [(80, 80)]
+    (batches,) = rows(
+        settings.db,
+        "SELECT count(DISTINCT batch_id) FROM http_requests WHERE source = 'clicks_conversions'",
+    )[0]
+    assert batches < 40  # bodies waiting together went to the store as one batch
+    # Each reject is traced to its request and to its line in that request's body (line 5).
+    assert rows(
+        settings.db,
+        "SELECT count(*), count(DISTINCT h.request_id), min(r.source_record - h.first_record) "
+        "FROM rejects r JOIN http_requests h ON r.batch_id = h.batch_id "
+        "AND r.source_record BETWEEN h.first_record AND h.end_record "
+        "WHERE r.raw = '2026-11-01 10:00:00,u1,k1'",
+    ) == [(14, 14, 4)]
 
 
 def test_json_array_gzip_and_csv_events(settings: Settings) -> None:
@@ -364,6 +413,50 @@ def test_pixel_hits_answered_before_the_commit_survive_sigkill_through_the_spool
     assert list((tmp_path / "s.duckdb.spool").iterdir()) == []
 
 
+@pytest.mark.slow
+def test_pixel_hits_answered_while_serve_is_killed_mid_stream_are_all_kept(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.duckdb"
+    proc, url = start_serve(db)
+    wait_ready(url)
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            for k in range(100_000):
+                if stop.is_set():
+                    return
+                imp = f"m{n}-{k}"
+                try:
+                    r = http.get(url + "/t/imp", params={"imp": imp, "uid": "u", "crid": "c"})
+                except httpx.TransportError:
+                    return  # killed mid-request: not answered
+                if r.status_code == 200:
+                    answered.append(imp)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(answered) < 1_500 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)  # hits in flight: some in a group being written
+    proc.communicate(timeout=10)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(answered) >= 1_500
+    proc, url = start_serve(db)  # loads what the spool holds past its committed position
+    wait_ready(url)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    stored = {r[0] for r in rows(db, "SELECT event_id FROM impressions")}
+    assert set(answered) <= stored
+    assert rows(db, "SELECT count(*) = count(DISTINCT event_id) FROM impressions") == [(True,)]
+
+
 def test_spool_files_rotate_and_go_once_loaded(tmp_path: Path) -> None:
     settings = load_settings(db=tmp_path / "s.duckdb", collector_spool_rotate_bytes=1024)
     spool = tmp_path / "s.duckdb.spool"
@@ -380,6 +473,67 @@ def test_spool_files_rotate_and_go_once_loaded(tmp_path: Path) -> None:
     assert rows(settings.db, "SELECT count(DISTINCT event_id), count(*) FROM impressions") == [
         (40, 40)
     ]
+
+
+def test_concurrent_pixel_hits_share_spool_writes_and_each_is_kept(tmp_path: Path) -> None:
+    settings = load_settings(db=tmp_path / "s.duckdb")
+    with collector(settings) as (url, app):
+        spool = app.state.batcher.spool
+        real = spool.append
+        writes: list[int] = []
+
+        # A disk that takes 20 ms per write: simulated, as a real disk cannot be slowed here.
+        def slow(source: str, lines: bytes, records: int = 1) -> Any:
+            time.sleep(0.02)
+            writes.append(records)
+            return real(source, lines, records)
+
+        spool.append = slow
+
+        def hit(i: int) -> int:
+            # No `imp`: each hit is its own impression all the same (the same parameters twice).
+            return HTTP.get(url + "/t/imp", params={"uid": f"u{i % 3}", "crid": "c"}).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(hit, range(320)))
+    assert statuses == [200] * 320
+    assert sum(writes) == 320
+    assert len(writes) <= 320 / 4  # hits waiting together went out in one write
+    assert rows(settings.db, "SELECT count(DISTINCT event_id), count(*) FROM impressions") == [
+        (320, 320)
+    ]
+
+
+def test_pixel_answers_503_when_the_queue_is_full_and_keeps_only_answered_hits(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        db=tmp_path / "s.duckdb", collector_queue_bytes=1024, collector_spool_flush_ms=0
+    )
+    with collector(settings) as (url, app):
+        batcher: MicroBatcher = app.state.batcher
+        real = batcher.runner.process_batch
+
+        # A store that takes 0.3 s per batch: simulated, as a real disk cannot be slowed here.
+        def slow(*args: Any, **kw: Any) -> Any:
+            time.sleep(0.3)
+            return real(*args, **kw)
+
+        batcher.runner.process_batch = slow  # type: ignore[method-assign]
+
+        def hit(i: int) -> tuple[str, int, str | None]:
+            r = HTTP.get(url + "/t/imp", params={"imp": f"q{i}", "uid": "u", "crid": "c"})
+            return f"q{i}", r.status_code, r.headers.get("retry-after")
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(hit, range(200)))
+        high_water = batcher.high_water_bytes
+    assert {status for _, status, _ in results} == {200, 503}
+    assert all(ra == "1" for _, status, ra in results if status == 503)
+    assert high_water <= 1024
+    answered = {i for i, status, _ in results if status == 200}
+    stored = {r[0] for r in rows(settings.db, "SELECT event_id FROM impressions")}
+    assert stored == answered  # a 503 hit was not spooled: the client's retry is its only copy
 
 
 def test_public_names() -> None:

@@ -21,6 +21,7 @@ from advertisex.api.jobs import Jobs
 from advertisex.api.query import CACHED, Reader, install_errors
 from advertisex.api.query import health as health_router
 from advertisex.api.query import router as query_router
+from advertisex.api.trackers import Trackers, TrackerSpool
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 from advertisex.pipeline.forward import KafkaForwarder
@@ -31,10 +32,11 @@ from advertisex.sources.spool import Spool
 from advertisex.store import Store
 
 
-def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
+def create_app(settings: Settings, *, kafka: str | None = None) -> Trackers:
     """The app: the store and its micro-batcher live as long as the app (its lifespan).
 
-    With `kafka` (bootstrap servers) the collector produces events to Kafka instead.
+    The trackers answer in front of the FastAPI app (`.app`). With `kafka` (bootstrap
+    servers) the collector produces events to Kafka instead.
     """
 
     @asynccontextmanager
@@ -51,9 +53,13 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
         spool = None
         if str(settings.db) != ":memory:":
             folder = settings.collector_spool_dir or Path(f"{settings.db}.spool")
-            spool = Spool(folder, settings.collector_spool_rotate_bytes)
+            spool = Spool(
+                folder, settings.collector_spool_rotate_bytes, fsync=settings.collector_spool_fsync
+            )
         batcher = MicroBatcher(store, settings, on_depth=set_queue_depth, spool=spool)
         app.state.batcher = batcher
+        if spool is not None:
+            app.state.spool = TrackerSpool(batcher)
         app.state.reader = Reader(store, settings)
         answers.open(store, settings)
         jobs = Jobs(store, settings) if settings.serve_jobs_seconds > 0 else None
@@ -65,6 +71,9 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
                 jobs.close()
             answers.close()
             app.state.reader.close()
+            if app.state.spool is not None:
+                app.state.spool.close()  # its last hits go into the batcher's queue
+                app.state.spool = None
             batcher.close()  # the last requests flush and commit before the store closes
             store.close()
             if spool is not None:
@@ -76,13 +85,14 @@ def create_app(settings: Settings, *, kafka: str | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry_from(settings.schema_dir, settings.schema_registry_url)
     app.include_router(router)
+    app.state.spool = None  # tracker hits' group writes to the spool, once the store is open
     app.state.reader = None  # the query routes' cursors, once the store is open
     app.include_router(health_router)
     app.include_router(query_router)
     install_errors(app)
     app.mount("/metrics", make_asgi_app())
     mount_dashboard(app)
-    return app
+    return Trackers(app)
 
 
 def is_loopback(host: str) -> bool:

@@ -1,4 +1,4 @@
-"""Collector routes: POST bodies of events, and the ad-server trackers (pixel, click redirect).
+"""Collector routes: POST bodies of events (the trackers are in trackers.py).
 
 Thin: each route checks access and size, turns the body into records (sources/http.py) and
 waits for the micro-batcher to commit them; the answer reports what became of them.
@@ -10,20 +10,18 @@ import asyncio
 import hashlib
 import hmac
 import itertools
-import json
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 
 from advertisex.config import Settings
 from advertisex.errors import InputError
 from advertisex.pipeline.forward import KafkaForwarder
 from advertisex.pipeline.gauges import REJECTED_BUSY
 from advertisex.pipeline.microbatch import Busy, MicroBatcher, RequestCounts
-from advertisex.schemas.sources import SOURCES
+from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.batch import Format
 from advertisex.sources.http import Body, TooLarge, gunzip, parse_body
 
@@ -35,20 +33,24 @@ _PROCESS = secrets.token_hex(8)
 _SEQ = itertools.count()
 
 
-def _new_id() -> str:
+def new_id() -> str:
     return f"{_PROCESS}-{next(_SEQ)}"
-
-
-# A transparent 1x1 GIF.
-PIXEL = bytes.fromhex(
-    "47494638396101000100800000000000ffffff21f90401000000002c000000000100010000020144003b"
-)
-_NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate", "Pragma": "no-cache"}
 
 
 def sign_url(secret: str, url: str) -> str:
     """The click tracker's signature of a landing URL: hex HMAC-SHA256."""
     return hmac.new(secret.encode(), url.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_url(secret: str, url: str, sig: str) -> bool:
+    """A landing URL the click tracker may redirect to: http(s) and signed with `secret`."""
+    return url.startswith(("https://", "http://")) and hmac.compare_digest(
+        sig, sign_url(secret, url)
+    )
+
+
+def busy_message() -> str:
+    return "the collector is busy; retry after the delay in Retry-After"
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -58,7 +60,7 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 def _busy(route: str) -> JSONResponse:
     REJECTED_BUSY.labels(route).inc()
     return JSONResponse(
-        {"error": "the collector is busy; retry after the delay in Retry-After"},
+        {"error": busy_message()},
         status_code=503,
         headers={"Retry-After": "1"},
     )
@@ -89,19 +91,28 @@ def _authorized(settings: Settings, request: Request, source: str) -> bool:
     )
 
 
+async def submit(
+    batcher: MicroBatcher | KafkaForwarder,
+    source: Source,
+    body: Body,
+    request_id: str,
+    remote: str | None,
+) -> RequestCounts:
+    """Queue a body and wait for its commit (or the brokers); Busy when the queue is full."""
+    return await asyncio.wrap_future(batcher.submit(source, body, request_id, remote))
+
+
 async def _commit(
     request: Request, route: str, source: str, body: Body, request_id: str
 ) -> RequestCounts | JSONResponse:
     batcher: MicroBatcher | KafkaForwarder = request.app.state.batcher
     remote = request.client.host if request.client else None
     try:
-        future = batcher.submit(SOURCES[source], body, request_id, remote)
+        return await submit(batcher, SOURCES[source], body, request_id, remote)
     except Busy:
         return _busy(route)
     except InputError as e:  # a body this sink cannot take (serve --kafka)
         return _error(400, e.message, request_id=request_id)
-    try:
-        return await asyncio.wrap_future(future)
     except Exception as e:  # the store failed: nothing was committed, the client may retry
         return JSONResponse(
             {"error": f"the store failed: {e}", "request_id": request_id},
@@ -114,7 +125,7 @@ async def _ingest(request: Request, route: str, source: str, *, csv_default: boo
     settings: Settings = request.app.state.settings
     if not _authorized(settings, request, source):
         return _error(401, f"missing or wrong X-API-Key for {source}")
-    request_id = request.headers.get("x-request-id") or _new_id()
+    request_id = request.headers.get("x-request-id") or new_id()
     limit = settings.collector_max_body_bytes
     try:
         body = await _read_body(request, limit)
@@ -158,82 +169,3 @@ async def post_events(request: Request) -> Response:
 async def post_bid_requests(request: Request) -> Response:
     """Bid requests: an Avro container file or one Confluent wire-format message (or JSON)."""
     return await _ingest(request, "bid-requests", "bid_requests", csv_default=False)
-
-
-# -- trackers --------------------------------------------------------------------------------
-
-_IMP_PARAMS = {
-    "imp": "impression_id",
-    "uid": "user_id",
-    "crid": "creative_id",
-    "cid": "campaign_id",
-    "site": "site",
-    "url": "page_url",
-    "bid": "bid_request_id",
-    "price": "price",
-    "cur": "currency",
-}
-_CLICK_PARAMS = {
-    "click": "event_id",
-    "uid": "user_id",
-    "cid": "campaign_id",
-    "crid": "creative_id",
-    "imp": "impression_id",
-}
-
-
-def _tracked(request: Request, names: dict[str, str], **fixed: str) -> Body:
-    """One event from the query parameters, the client's address and User-Agent."""
-    q = request.query_params
-    event: dict[str, str] = {names[k]: v for k, v in q.items() if k in names}
-    event.update(fixed)
-    event["timestamp"] = datetime.now(UTC).isoformat(timespec="milliseconds")
-    if request.client:
-        event["ip"] = request.client.host
-    if ua := request.headers.get("user-agent"):
-        event["user_agent"] = ua
-    line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-    return Body(Format.NDJSON, line, 1)
-
-
-async def _track(request: Request, route: str, source: str, body: Body) -> JSONResponse | None:
-    """Record a tracker's event: spooled to disk (then loaded), or awaited in Kafka; None: done."""
-    batcher: MicroBatcher | KafkaForwarder = request.app.state.batcher
-    if isinstance(batcher, MicroBatcher) and batcher.spool is not None:
-        try:
-            batcher.submit(SOURCES[source], body, _new_id(), spooled=True)
-        except Busy:
-            return _busy(route)
-        return None
-    result = await _commit(request, route, source, body, _new_id())
-    return result if isinstance(result, JSONResponse) else None
-
-
-@router.get("/t/imp")
-async def impression_pixel(request: Request) -> Response:
-    """The impression pixel: records the impression durably, answers a 1x1 GIF."""
-    failed = await _track(request, "t/imp", "impressions", _tracked(request, _IMP_PARAMS))
-    if failed is not None:
-        return failed
-    return Response(PIXEL, media_type="image/gif", headers=_NO_STORE)
-
-
-@router.get("/t/click")
-async def click_redirect(request: Request) -> Response:
-    """The click tracker: records the click, redirects to the signed landing URL."""
-    settings: Settings = request.app.state.settings
-    if settings.tracker_secret is None:
-        return _error(404, "the click tracker is off; set tracker_secret to sign landing URLs")
-    url = request.query_params.get("url", "")
-    sig = request.query_params.get("sig", "")
-    expected = sign_url(settings.tracker_secret.get_secret_value(), url)
-    if not url.startswith(("https://", "http://")) or not hmac.compare_digest(sig, expected):
-        return _error(403, "the landing URL's signature is missing or wrong")
-    fixed = {"event_type": "click"}
-    if "click" not in request.query_params:  # no click id from the ad server: one per click
-        fixed["event_id"] = _new_id()
-    body = _tracked(request, _CLICK_PARAMS, **fixed)
-    failed = await _track(request, "t/click", "clicks_conversions", body)
-    if failed is not None:
-        return failed
-    return RedirectResponse(url, status_code=302, headers=_NO_STORE)

@@ -9,12 +9,13 @@ rebalance neither loses nor repeats an event.
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -26,7 +27,13 @@ from advertisex.pipeline.gauges import KAFKA_LAG, KAFKA_MESSAGES
 from advertisex.pipeline.runner import Origins, Runner, SourceCounts
 from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.confluent import registry_from
-from advertisex.sources.kafka import PartitionBatches, Poison, partition_uri, to_batches
+from advertisex.sources.kafka import (
+    PartitionBatches,
+    Poison,
+    distinct,
+    partition_uri,
+    to_batches,
+)
 from advertisex.store import Store
 
 # Topic names that need no `=source`: the sources' own names and the usual short ones.
@@ -130,8 +137,7 @@ class KafkaConsumerLoop:
         last_lag = 0.0
         try:
             while not stop.is_set():
-                msgs = consumer.consume(self.settings.kafka_batch_messages, timeout)
-                msgs = [m for m in msgs if _usable(m)]
+                msgs = _usable(consumer.consume(self.settings.kafka_batch_messages, timeout))
                 now = time.monotonic()
                 if msgs:
                     self._active = now
@@ -171,25 +177,34 @@ class KafkaConsumerLoop:
     # -- one micro-batch ---------------------------------------------------------------------
 
     def _process(self, msgs: list[Message]) -> None:
-        parts: dict[tuple[str, int], tuple[list[int], list[bytes | None]]] = {}
-        for m in msgs:
-            key = (m.topic() or "", m.partition() or 0)
-            offsets, values = parts.setdefault(key, ([], []))
-            offsets.append(m.offset() or 0)
-            values.append(m.value())
+        # Two to three C-level passes over the messages (values, partitions, and topics when
+        # several are read), then numpy: no Python step per message. Each pass touches every
+        # message object, so offsets are read only where a partition's run has gaps.
+        n = len(msgs)
+        values = list(map(Message.value, msgs))
+        key = np.fromiter(map(Message.partition, msgs), np.int64, n)
+        names = list(self.topics)
+        if len(names) > 1:  # key = topic index, partition
+            topics = cast(list[str], list(map(Message.topic, msgs)))  # a message has its topic
+            names = sorted(set(topics))
+            key += np.searchsorted(names, np.array(topics)).astype(np.int64) << 32
         commits: list[TopicPartition] = []
-        for (topic, partition), (offsets, values) in parts.items():
+        for k in distinct(key):
+            topic, partition = names[k >> 32], k & 0xFFFFFFFF
+            mine = np.flatnonzero(key == k)
+            picked = values if mine.size == n else _pick(values, mine)
+            offsets = _offsets(msgs, mine)
             source = self.topics[topic]
             batches = to_batches(
-                topic, partition, offsets, values, source, self.registry, self.csv_header
+                topic, partition, offsets, picked, source, self.registry, self.csv_header
             )
             rejected = self._commit(topic, partition, source, batches)
             if rejected and self._dead_letters is not None:
-                self._dead_letter(topic, partition, offsets, values)
+                self._dead_letter(topic, partition, offsets.tolist(), picked)
             self._next[(topic, partition)] = batches.next_offset
             commits.append(TopicPartition(topic, partition, batches.next_offset))
-            KAFKA_MESSAGES.labels(self.group, topic).inc(len(offsets))
-        self.report.messages += len(msgs)
+            KAFKA_MESSAGES.labels(self.group, topic).inc(mine.size)
+        self.report.messages += n
         if self._consumer is not None and commits:
             # The store holds the offsets; Kafka's copy is only informative.
             with contextlib.suppress(KafkaException):
@@ -274,15 +289,32 @@ class KafkaConsumerLoop:
                 KAFKA_LAG.labels(self.group, topic, str(partition)).set(max(high - next_offset, 0))
 
 
-def _usable(m: Message) -> bool:
-    err = m.error()
-    if err is None:
-        return True
-    if err.code() == KafkaError._PARTITION_EOF:
-        return False
-    if err.fatal():
-        raise SourceError(f"Kafka failed: {err.str()}")
-    return False  # transient: librdkafka retries by itself
+def _offsets(msgs: list[Message], at: np.ndarray) -> np.ndarray:
+    """The offsets of one partition's messages `msgs[at]` (increasing: first..last if no gap)."""
+    first, last = msgs[int(at[0])].offset() or 0, msgs[int(at[-1])].offset() or 0
+    if last - first + 1 == at.size:
+        return np.arange(first, last + 1, dtype=np.int64)
+    mine = msgs if at.size == len(msgs) else operator.itemgetter(*at.tolist())(msgs)
+    return np.fromiter(map(Message.offset, mine), np.int64, at.size)
+
+
+def _pick(values: list[bytes | None], at: np.ndarray) -> list[bytes | None]:
+    """values[i] for i in `at`, in C (itemgetter of one index gives the item, not a tuple)."""
+    if at.size == 1:
+        return [values[int(at[0])]]
+    return list(operator.itemgetter(*at.tolist())(values))
+
+
+def _usable(msgs: list[Message]) -> list[Message]:
+    """The messages that are messages, not events (end of partition, transient errors)."""
+    errors = list(map(Message.error, msgs))
+    if errors.count(None) == len(msgs):
+        return msgs
+    for err in errors:
+        if err is not None and err.code() != KafkaError._PARTITION_EOF and err.fatal():
+            raise SourceError(f"Kafka failed: {err.str()}")
+    # Transient errors: librdkafka retries by itself.
+    return [m for m, err in zip(msgs, errors, strict=True) if err is None]
 
 
 def _write_poison(

@@ -13,6 +13,10 @@ QUEUE_BYTES = Gauge(
 REJECTED_BUSY = Counter(
     "advx_collector_busy_total", "Requests answered 503 because the queue was full", ["route"]
 )
+SPOOL_WRITES = Counter(
+    "advx_tracker_spool_writes", "Group writes of tracker hits to the spool (one fdatasync each)"
+)
+SPOOL_HITS = Counter("advx_tracker_spool_hits", "Tracker hits written to the spool")
 KAFKA_LAG = Gauge(
     "advx_kafka_consumer_lag",
     "Messages in a partition not yet committed to the store",

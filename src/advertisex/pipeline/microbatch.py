@@ -1,10 +1,11 @@
 """The collector's micro-batcher: requests queue (bounded), coalesce, commit, then answer.
 
-NDJSON bodies of one source waiting together become one batch, flushed when
-`collector_flush_events` records wait or `collector_flush_ms` after the first arrived. A
-request is answered only after its batch committed, so a 202 means the events are in the
-store. The queue is bounded in bytes (waiting plus in the store): past the bound `submit`
-raises `Busy` and the collector answers 503 instead of growing memory.
+NDJSON bodies of one source waiting together become one batch (CSV bodies of one source and
+header too), flushed when `collector_flush_events` records wait or `collector_flush_ms` after
+the first arrived (tracker hits, already safe in the spool, wait up to
+`collector_spool_flush_ms`). A request is answered only after its batch committed, so a 202
+means the events are in the store. The queue is bounded in bytes (waiting plus in the store):
+past the bound `submit` raises `Busy` and the collector answers 503 instead of growing memory.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class _Request:
     remote: str | None
     size: int
     future: Future[RequestCounts]
-    arrived: float
+    due: float  # when its batch must flush at the latest
     mark: SpoolMark | None = None
 
 
@@ -107,10 +108,12 @@ class MicroBatcher:
         self.max_bytes = settings.collector_queue_bytes
         self.flush_events = settings.collector_flush_events
         self.flush_s = settings.collector_flush_ms / 1000
+        self.spool_flush_s = settings.collector_spool_flush_ms / 1000
         self.on_depth = on_depth  # (requests, bytes) waiting or in the store
         self._queue: deque[_Request] = deque()
         self._bytes = 0  # queued and in-flight
         self._events = 0  # NDJSON records queued
+        self._due = float("inf")  # the earliest `due` in the queue
         self._cond = threading.Condition()
         self._stopping = False
         self.high_water_bytes = 0
@@ -142,36 +145,60 @@ class MicroBatcher:
     # -- producers ---------------------------------------------------------------------------
 
     def submit(
-        self,
-        source: Source,
-        body: Body,
-        request_id: str,
-        remote: str | None = None,
-        *,
-        spooled: bool = False,
+        self, source: Source, body: Body, request_id: str, remote: str | None = None
     ) -> Future[RequestCounts]:
-        """Queue a body; `spooled` (trackers) appends it to the spool first, under the lock."""
+        """Queue a body; its future is answered once its batch committed (Busy: queue full)."""
         size = len(body.data) + sum(len(b.data) + len(b.header) for b in body.batches)
         fut: Future[RequestCounts] = Future()
         with self._cond:
-            if self._stopping:
-                raise Busy("the collector is shutting down")
-            # An empty queue takes any body the size limit let through.
-            if self._bytes and self._bytes + size > self.max_bytes:
-                raise Busy(f"queue full ({self._bytes} bytes waiting for the store)")
-            r = _Request(source, body, request_id, remote, size, fut, time.monotonic())
-            if spooled and self.spool is not None:
-                r.mark = self.spool.append(source.name, body.data)
-            self._queue.append(r)
-            self._bytes += size
-            self._events += body.records
-            self.high_water_bytes = max(self.high_water_bytes, self._bytes)
-            self._depth()
-            # Wake the writer only when it has something to do: a first request to time the
-            # deadline from, or a full batch. (A wake-up per request costs GIL hand-offs.)
-            if len(self._queue) == 1 or self._events >= self.flush_events:
-                self._cond.notify()
+            self._admit(size)
+            due = time.monotonic() + self.flush_s
+            self._enqueue(_Request(source, body, request_id, remote, size, fut, due))
         return fut
+
+    def submit_spooled(self, source: Source, lines: bytes, records: int) -> None:
+        """Tracker hits: written to the spool (outside the lock: it may fdatasync), then queued.
+
+        Returns once the lines are in the spool, so they may be answered; Busy when the queue is
+        full, OSError when the spool cannot be written: then nothing was kept. One thread calls
+        this (the Spooler), so queue order is spool order.
+        """
+        assert self.spool is not None
+        size = len(lines)
+        with self._cond:
+            self._admit(size)
+            self._bytes += size  # room held while the spool is written
+        try:
+            mark = self.spool.append(source.name, lines, records)
+        except BaseException:
+            with self._cond:
+                self._bytes -= size
+            raise
+        body = Body(Format.NDJSON, lines, records)
+        due = time.monotonic() + self.spool_flush_s
+        r = _Request(source, body, f"{mark.uri}#{mark.record}", None, size, Future(), due, mark)
+        with self._cond:
+            self._bytes -= size
+            self._enqueue(r)
+
+    def _admit(self, size: int) -> None:
+        if self._stopping:
+            raise Busy("the collector is shutting down")
+        # An empty queue takes any body the size limit let through.
+        if self._bytes and self._bytes + size > self.max_bytes:
+            raise Busy(f"queue full ({self._bytes} bytes waiting for the store)")
+
+    def _enqueue(self, r: _Request) -> None:
+        self._queue.append(r)
+        self._bytes += r.size
+        self._events += r.body.records
+        self.high_water_bytes = max(self.high_water_bytes, self._bytes)
+        self._depth()
+        # Wake the writer only when it has something to do: an earlier deadline, or a full
+        # batch. (A wake-up per request costs GIL hand-offs.)
+        if r.due < self._due or self._events >= self.flush_events:
+            self._due = min(self._due, r.due)
+            self._cond.notify()
 
     def close(self) -> None:
         """Flush what is queued, then stop the writer."""
@@ -193,13 +220,12 @@ class MicroBatcher:
                     self._cond.wait()
                 if not self._queue:
                     return
-                deadline = self._queue[0].arrived + self.flush_s
                 while (
                     not self._stopping
                     and self._events < self.flush_events
-                    and (wait := deadline - time.monotonic()) > 0
+                    and (wait := self._due - time.monotonic()) > 0
                 ):
-                    self._cond.wait(wait)
+                    self._cond.wait(wait)  # `_due` comes nearer when a request needs it
                 taken: list[_Request] = []
                 events = 0
                 while self._queue and (not taken or events < self.flush_events):
@@ -207,6 +233,7 @@ class MicroBatcher:
                     events += r.body.records
                     taken.append(r)
                 self._events -= events
+                self._due = min((r.due for r in self._queue), default=float("inf"))
             try:
                 self._flush(taken)
             finally:
@@ -215,13 +242,17 @@ class MicroBatcher:
                     self._depth()
 
     def _flush(self, taken: list[_Request]) -> None:
-        lines: dict[str, list[_Request]] = {}
+        # NDJSON bodies of a source go together; CSV bodies of a source and header too.
+        groups: dict[tuple[str, Format, bytes], list[_Request]] = {}
         for r in taken:
             if r.body.fmt is Format.NDJSON:
-                lines.setdefault(r.source.name, []).append(r)
+                groups.setdefault((r.source.name, Format.NDJSON, b""), []).append(r)
+            elif r.body.fmt is Format.CSV and r.body.coalesce:
+                header = r.body.batches[0].header
+                groups.setdefault((r.source.name, Format.CSV, header), []).append(r)
             else:
                 self._guard([r], self._alone, r)
-        for group in lines.values():
+        for group in groups.values():
             self._guard(group, self._coalesced, group)
 
     def _guard(self, reqs: list[_Request], fn: Callable[..., None], arg: Any) -> None:
@@ -250,14 +281,32 @@ class MicroBatcher:
         r.future.set_result(counts)
 
     def _coalesced(self, group: list[_Request]) -> None:
-        """NDJSON bodies of one source as one batch; counts split back by line range."""
-        source = group[0].source
-        data = b"".join(r.body.data for r in group)
-        nlines = np.array([r.body.data.count(b"\n") for r in group], dtype=np.int64)
-        ends = np.cumsum(nlines)
+        """Bodies of one source and format (CSV: and header) as one batch; counts split back
+        by line range."""
+        source, fmt = group[0].source, group[0].body.fmt
+        if fmt is Format.CSV:
+            header = group[0].body.batches[0].header
+            # bytes(): a batch may hold a memoryview (no copy when it is bytes already)
+            bodies = [bytes(r.body.batches[0].data) for r in group]  # each ends in a newline
+        else:
+            header, bodies = b"", [r.body.data for r in group]
+        data = b"".join(bodies)
+        h = header.count(b"\n")  # lines before the first record
+        nlines = np.array([b.count(b"\n") for b in bodies], dtype=np.int64)
+        ends = h + np.cumsum(nlines)
         firsts = ends - nlines + 1
         uri = f"http:{uuid.uuid4().hex}"
-        batch = RawBatch(uri, Format.NDJSON, data, 0, 1, len(data), int(ends[-1]))
+        batch = RawBatch(
+            uri,
+            fmt,
+            data,
+            len(header),
+            h + 1,
+            len(header) + len(data),
+            int(ends[-1]),
+            header=header,
+            header_lines=h,
+        )
         ranges = _Ranges(uri, group, firsts.tolist(), ends.tolist())
         marks: dict[str, SpoolMark] = {}
         for r in group:

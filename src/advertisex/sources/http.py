@@ -29,9 +29,11 @@ class Body:
 
     fmt: Format
     data: bytes = b""  # NDJSON, ending in a newline
-    records: int = 0  # NDJSON records (non-blank lines)
+    records: int = 0  # NDJSON records (non-blank lines), CSV records
     batches: tuple[RawBatch, ...] = ()
     wire: bytes | None = None  # the body, when it is one Confluent wire-format message
+    # CSV that may share a batch with other bodies of the same header: UTF-8, quotes balanced.
+    coalesce: bool = False
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
@@ -78,6 +80,8 @@ def csv_body(uri: str, body: bytes) -> Body:
     if end < 0:
         raise InputError("the CSV body has no header line and no records; send a header first")
     header, data = body[:end], body[end:]
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
     lines = header.count(b"\n")
     record = lines + data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     batch = RawBatch(
@@ -91,7 +95,35 @@ def csv_body(uri: str, body: bytes) -> Body:
         header=header,
         header_lines=lines,
     )
-    return Body(Format.CSV, batches=(batch,))
+    records, balanced = csv_records(data)
+    return Body(Format.CSV, records=records, batches=(batch,), coalesce=balanced and _utf8(data))
+
+
+def csv_records(data: bytes) -> tuple[int, bool]:
+    """CSV records as the decoder counts them (non-blank, ended by a newline outside quotes),
+    and whether the quotes are balanced (else the last record runs to the end of the batch).
+    """
+    a = np.frombuffer(data, dtype=np.uint8)
+    inside = np.bitwise_xor.accumulate((a == 34).view(np.uint8)).view(bool)
+    nl = np.flatnonzero(a == 10)
+    ends = nl[~inside[nl]]
+    starts = np.concatenate(([0], ends + 1))
+    if starts[-1] == a.size:
+        starts = starts[:-1]
+    stops = np.append(ends, a.size)[: starts.size]
+    length = stops - starts
+    cr = (length > 0) & (a[np.maximum(stops - 1, 0)] == 13) if a.size else length > 0
+    return int(np.count_nonzero(length - cr > 0)), not (a.size and inside[-1])
+
+
+def _utf8(data: bytes) -> bool:
+    # The decoder reads a batch that is not UTF-8 as cp1252: one such body must not turn
+    # another's UTF-8 text into mojibake.
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def avro_body(uri: str, body: bytes, registry: SchemaRegistry, batch_bytes: int) -> Body:
@@ -104,9 +136,16 @@ def avro_body(uri: str, body: bytes, registry: SchemaRegistry, batch_bytes: int)
         schema_id, avro = split_wire(body)
     except ValueError as e:
         raise InputError(f"{e}; send an Avro container file or one wire-format message") from None
-    return Body(
-        Format.AVRO, batches=(wire_batch(uri, registry.schema(schema_id), [avro], [1]).batch,)
-    )
+    one = np.ones(1, dtype=np.int64)
+    batch = wire_batch(
+        uri,
+        registry.schema(schema_id),
+        np.frombuffer(body, np.uint8),
+        one * 5,
+        one * len(avro),
+        one,
+    ).batch
+    return Body(Format.AVRO, batches=(batch,))
 
 
 def parse_body(
