@@ -162,6 +162,34 @@ def test_click_floods_flag_every_click_of_that_user_minute(
     ]
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_a_click_flood_across_a_minute_boundary_is_found_in_any_60_seconds(
+    tmp_path: Path, geo_settings: Settings, split: bool
+) -> None:
+    # Limit 3: five clicks in 30 s, half before 10:08:00 and half after, are a flood though no
+    # calendar minute holds more than three; four clicks exactly 20 s apart are not (no 60 s
+    # holds more than three), nor is another user's click in the middle of the flood.
+    flood = [(f"2026-11-01 10:{t}", "u9", "c1", "click", "") for t in
+             ("07:40", "07:47", "07:55", "08:02", "08:10")]  # fmt: skip
+    paced = [(f"2026-11-01 10:{t}", "u7", "c1", "click", "") for t in
+             ("07:40", "08:00", "08:20", "08:40")]  # fmt: skip
+    other = [("2026-11-01 10:07:58", "u8", "c1", "click", "")]
+    with Store.open(geo_settings) as store:
+        if split:  # the flood's first half is stored before its second half arrives
+            ingest(store, geo_settings, click_csv(tmp_path / "a.csv", flood[:3] + paced[:2]))
+            ingest(
+                store,
+                geo_settings,
+                click_csv(tmp_path / "b.csv", flood[3:] + paced[2:] + other, 100),
+            )
+        else:
+            ingest(store, geo_settings, click_csv(tmp_path / "a.csv", flood + paced + other))
+        rows = store.con.execute(
+            "SELECT user_id, ivt_reason, count(*) FROM clicks_conversions GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    assert rows == [("u7", None, 4), ("u8", None, 1), ("u9", "click_flood", 5)]
+
+
 def test_clicks_get_advertiser_and_unknown_campaign(tmp_path: Path, geo_settings: Settings) -> None:
     with Store.open(geo_settings) as store:
         (tmp_path / "dims.csv").write_text(DIMS)
