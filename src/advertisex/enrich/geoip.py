@@ -149,34 +149,35 @@ class GeoIP:
         if not self.enabled:
             say_no_geo_db()
             return GEO_SCHEMA.empty_table()
-        is_v4 = pc.is_valid(v4)
-        if not self.prefer_ranges(len(ips) - v4.null_count):
-            found = self.lookup(ips)
-        else:
-            found = pa.concat_tables(
-                [
-                    self._by_ranges(pc.filter(ips, is_v4), pc.filter(v4, is_v4)),
-                    self.lookup(pc.filter(ips, pc.invert(is_v4))),
-                ]
-            )
-        return found.filter(pc.or_(pc.is_valid(found["ip_country"]), pc.is_valid(found["asn"])))
+        if self.prefer_ranges(len(ips) - v4.null_count):
+            found = [self._by_ranges(ips, v4)]
+            if v4.null_count:
+                found.append(_answered(self.lookup(pc.filter(ips, pc.is_null(v4)))))
+            return pa.concat_tables(found)
+        return _answered(self.lookup(ips))
 
     # -- IPv4 as ranges --------------------------------------------------------------------
 
     def _by_ranges(
         self, ips: pa.Array | pa.ChunkedArray, v4: pa.Array | pa.ChunkedArray
     ) -> pa.Table:
+        """Answers for the IPv4 addresses among `ips` that have one (numpy: only the rows
+        kept are gathered)."""
         numbers = np.asarray(pc.fill_null(v4, -1).to_numpy(zero_copy_only=False), np.int64)
-        geo, asn = self.ranges()
-        cols = {name: pa.nulls(len(ips), t) for name, t in _FIELDS}
-        if geo is not None:
-            found = _search(geo, numbers)
-            cols.update((name, found[name]) for name, _ in _FIELDS)
-        if asn is not None:
-            found = _search(asn, numbers)
-            for name in ("asn", "as_org"):  # the ASN database first, then an Enterprise DB's
-                cols[name] = pc.coalesce(found[name], cols[name])
-        return pa.Table.from_arrays([ips, *cols.values()], schema=GEO_SCHEMA)
+        hits = [(table, *_locate(table, numbers)) for table in self.ranges() if table is not None]
+        keep = np.zeros(len(numbers), dtype=np.bool_)
+        for _, _, _, says in hits:
+            keep |= says
+        rows = np.flatnonzero(keep)
+        cols = {name: pa.nulls(len(rows), t) for name, t in _FIELDS}
+        for table, at, inside, _ in hits:  # City/Country first, then ASN
+            got = table.drop_columns(["lo", "hi"]).take(
+                pa.array(at[rows], pa.int64(), mask=~inside[rows])
+            )
+            first = "ip_country" in got.column_names
+            for name in got.column_names:  # the ASN database's before an Enterprise DB's
+                cols[name] = got[name] if first else pc.coalesce(got[name], cols[name])
+        return pa.Table.from_arrays([ips.take(rows), *cols.values()], schema=GEO_SCHEMA)
 
     def prefer_ranges(self, distinct_ipv4: int) -> bool:
         """Whether to answer this batch's IPv4 addresses by range join (flattening if needed).
@@ -220,15 +221,22 @@ class GeoIP:
             ) from None
 
 
-def _search(ranges: pa.Table, numbers: np.ndarray) -> pa.Table:
-    """The fields of the range (lo, hi sorted by lo, not overlapping) holding each number; NULLs
-    where none does (also for negative numbers: no address)."""
-    lo = ranges["lo"].to_numpy()
-    at = np.searchsorted(lo, numbers, side="right") - 1
-    inside = at >= 0
-    inside &= numbers <= ranges["hi"].to_numpy()[np.maximum(at, 0)]
-    inside &= numbers >= 0
-    return ranges.drop_columns(["lo", "hi"]).take(pa.array(at, pa.int64(), mask=~inside))
+def _locate(ranges: pa.Table, numbers: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For each number: the row of the range (lo, hi: sorted by lo, not overlapping) that may
+    hold it, whether it does, and whether it does and says something (a country or an ASN)."""
+    lo, hi = ranges["lo"].to_numpy(), ranges["hi"].to_numpy()
+    answers = np.zeros(len(lo), dtype=np.bool_)
+    for name in ("ip_country", "asn"):
+        if name in ranges.column_names:
+            answers |= pc.is_valid(ranges[name]).to_numpy(zero_copy_only=False)
+    at = np.maximum(np.searchsorted(lo, numbers, side="right") - 1, 0)
+    inside = (numbers >= lo[at]) & (numbers <= hi[at])
+    return at, inside, inside & answers[at]
+
+
+def _answered(found: pa.Table) -> pa.Table:
+    """The rows of GEO_SCHEMA answers that say something (a country or an ASN)."""
+    return found.filter(pc.or_(pc.is_valid(found["ip_country"]), pc.is_valid(found["asn"])))
 
 
 def say_no_geo_db() -> None:
