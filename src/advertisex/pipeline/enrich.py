@@ -47,13 +47,13 @@ def enriched_sql(
     sites: str | None,
     dims: str | None,
     countries: str | None,
+    datacenter_asns: tuple[int, ...],
     flag_missing_ua: bool,
     flag_missing_ip: bool,
 ) -> str:
     """A SELECT of every column of the batch `relation`, the enrichment columns filled.
 
-    `geo` (ip -> ip_country, region, city, continent, asn, as_org, datacenter: whether the ASN
-    is a hosting network's; only IPs with an answer),
+    `geo` (ip -> ip_country, region, city, continent, asn, as_org; only IPs with an answer),
     `ua` (user_agent -> device_type, os, browser, is_bot) and `sites` (site -> domain) name
     answer relations unique by key (None: that lookup is off); `dims` is the creatives table
     (None: no dimension loaded, so nothing is unknown); `countries` maps alpha-3 codes an event
@@ -108,8 +108,9 @@ def enriched_sql(
     ivt: list[tuple[str, IvtReason]] = []
     if ua and "user_agent" in names:
         ivt.append(("u.is_bot", IvtReason.BOT_USER_AGENT))
-    if geo and "ip" in names:
-        ivt.append(("g.datacenter", IvtReason.DATACENTER_IP))
+    if geo and "ip" in names and datacenter_asns:
+        asns = ", ".join(str(int(a)) for a in datacenter_asns)
+        ivt.append((f"g.asn IN ({asns})", IvtReason.DATACENTER_IP))
     if "user_agent" in names and flag_missing_ua:
         ivt.append(("b.user_agent IS NULL", IvtReason.MISSING_USER_AGENT))
     if "ip" in names and flag_missing_ip:
@@ -166,11 +167,7 @@ class Enricher:
                 f"SELECT ip, advx_ipv4(ip) AS v4 FROM (SELECT DISTINCT ip {valid} "
                 "AND ip IS NOT NULL)"
             ).to_arrow_table()
-            found = self.geo.answers(ips["ip"], ips["v4"])
-            datacenter = pc.is_in(
-                found["asn"], pa.array(self.settings.ivt_datacenter_asns, pa.int64())
-            )
-            kw["geo"] = self._register(con, GEO, found.append_column("datacenter", datacenter))
+            kw["geo"] = self._register(con, GEO, self.geo.answers(ips["ip"], ips["v4"]))
         if has_ua and with_ua:
             kw["ua"] = self._register(con, UA, self._user_agents(con, valid))
         if "site" in names:
@@ -185,6 +182,7 @@ class Enricher:
             source,
             relation,
             dims="creatives" if loaded[0][0] else None,
+            datacenter_asns=self.settings.ivt_datacenter_asns,
             flag_missing_ua=with_ua / max(rows, 1) >= share,
             flag_missing_ip=with_ip / max(rows, 1) >= share,
             **kw,
