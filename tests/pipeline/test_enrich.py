@@ -411,3 +411,39 @@ def test_real_openrtb_requests_get_device_from_their_agent(
             with_agent += 1
             assert (device_type, browser) == classify(ua)[0:3:2], ua
     assert with_agent >= 2
+
+
+def test_agents_are_parsed_once_per_store_and_again_under_new_rules(
+    tmp_path: Path, geo_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advertisex.enrich import useragent
+
+    parsed: list[str] = []
+    real = useragent.parse
+
+    def counting(ua: str) -> Any:
+        parsed.append(ua)
+        return real(ua)
+
+    monkeypatch.setattr(useragent, "parse", counting)
+    # Each ingest() is a new Runner (a new process's caches); the store remembers.
+    with Store.open(geo_settings) as store:
+        ingest(
+            store, geo_settings, write(tmp_path / "a.ndjson", [imp(1), imp(2, user_agent=IPHONE)])
+        )
+    assert sorted(parsed) == sorted([CHROME, IPHONE])
+    with Store.open(geo_settings) as store:
+        ingest(
+            store, geo_settings, write(tmp_path / "b.ndjson", [imp(3), imp(4, user_agent=IPHONE)])
+        )
+        assert len(parsed) == 2  # none parsed again
+        assert store.con.execute(
+            "SELECT event_id, device_type FROM impressions ORDER BY event_id"
+        ).fetchall() == [("i1", "desktop"), ("i2", "mobile"), ("i3", "desktop"), ("i4", "mobile")]
+    monkeypatch.setattr(useragent, "RULES", "uap-core 0; advertisex 0")  # a new snapshot
+    monkeypatch.setattr("advertisex.pipeline.enrich.RULES", "uap-core 0; advertisex 0")
+    with Store.open(geo_settings) as store:
+        ingest(store, geo_settings, write(tmp_path / "c.ndjson", [imp(5, user_agent=GOOGLEBOT)]))
+        kept = store.con.execute("SELECT user_agent, rules FROM user_agents").fetchall()
+    assert parsed[2:] == [GOOGLEBOT]
+    assert kept == [(GOOGLEBOT, "uap-core 0; advertisex 0")]  # answers of the old rules dropped
