@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     ivt_datacenter_asns: Annotated[tuple[int, ...], NoDecode] = DEFAULT_DATACENTER_ASNS
     # A click less than this many seconds after its impression is flagged fast_click.
     ivt_fast_click_seconds: float = Field(default=1.0, ge=0)
-    # More clicks than this by one user in one minute: all of that minute's clicks are a flood.
+    # More clicks than this by one user within any 60 s (sliding): those clicks are a flood.
     ivt_click_flood_per_minute: int = Field(default=10, ge=1)
     # A batch where at least this share of rows has a user agent (IP) expects one on every
     # row: rows without are flagged missing_user_agent (missing_ip).

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from advertisex.config import load_settings
 from advertisex.enrich.geoip import GeoIP
 from advertisex.errors import ConfigError
 
@@ -104,13 +105,13 @@ def test_a_missing_database_is_a_config_error_naming_the_setting(tmp_path: Path)
         GeoIP(tmp_path / "nope.mmdb", None)
 
 
-def test_range_join_answers_like_the_per_ip_lookup(testdata: Path) -> None:
+def test_range_search_answers_like_the_per_ip_lookup(testdata: Path) -> None:
     import duckdb
 
-    from advertisex.enrich.geoip import ranges_sql
+    from advertisex.store.duckdb import configure
 
     mm = testdata / "maxmind-db"
-    ips = []
+    ips = ["1.2.3", "1.2.3.4.5", "256.0.0.1", "::ffff:81.2.69.142", "2001:218::1", "x"]
     for db in ("GeoIP2-City-Test", "GeoLite2-ASN-Test"):
         for entry in json.loads((mm / "source-data" / f"{db}.json").read_text()):
             for network in entry:
@@ -127,16 +128,19 @@ def test_range_join_answers_like_the_per_ip_lookup(testdata: Path) -> None:
     )
     # a few IPs are looked up one by one; a million pay for flattening the databases
     assert not by_range.prefer_ranges(10) and by_range.prefer_ranges(1_000_000)
-    geo, asn = by_range.ranges()
+    by_range.ranges()
     con = duckdb.connect()
-    con.register("geo", geo)
-    con.register("asn", asn)
-    con.register("ips", pa.table({"ip": ips, "v4": [int(ipaddress.ip_address(i)) for i in ips]}))
-    got = {r[0]: r[1:] for r in con.execute(ranges_sql("ips", "geo", "asn")).fetchall()}
+    configure(con, load_settings())  # the stage's SQL macros: advx_ipv4 makes the numbers
+    con.register("ips", pa.table({"ip": ips}))
+    numbered = con.sql("SELECT ip, advx_ipv4(ip) AS v4 FROM ips").to_arrow_table()
+    assert numbered["v4"].null_count == 6  # what is not a dotted IPv4 address goes one by one
+    got = {r["ip"]: r for r in by_range.answers(numbered["ip"], numbered["v4"]).to_pylist()}
     expected = {
-        r["ip"]: tuple(v for k, v in r.items() if k != "ip")
+        r["ip"]: r
         for r in per_ip.lookup(pa.array(ips)).to_pylist()
+        if r["ip_country"] is not None or r["asn"] is not None
     }
-    assert len(got) == len(ips) > 1000
-    assert sum(v[4] is not None for v in expected.values()) > 500
+    assert len(ips) > 1000 and len(expected) > 500
+    assert sum(v["asn"] is not None for v in expected.values()) > 500
+    assert "::ffff:81.2.69.142" in expected and "2001:218::1" in expected
     assert got == expected

@@ -105,13 +105,13 @@ def test_device_type(ua: str, kind: str) -> None:
 
 def test_each_distinct_agent_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = useragent.classify
+    real = useragent.parse
 
     def counting(ua: str) -> Any:
         calls.append(ua)
         return real(ua)
 
-    monkeypatch.setattr(useragent, "classify", counting)
+    monkeypatch.setattr(useragent, "parse", counting)
     uas = UserAgents()
     distinct = [f"Mozilla/5.0 (Windows NT 10.0) Chrome/{v}.0" for v in range(50)]
     first = uas.lookup(pa.array(distinct))

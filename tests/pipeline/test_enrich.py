@@ -162,6 +162,34 @@ def test_click_floods_flag_every_click_of_that_user_minute(
     ]
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_a_click_flood_across_a_minute_boundary_is_found_in_any_60_seconds(
+    tmp_path: Path, geo_settings: Settings, split: bool
+) -> None:
+    # Limit 3: five clicks in 30 s, half before 10:08:00 and half after, are a flood though no
+    # calendar minute holds more than three; four clicks exactly 20 s apart are not (no 60 s
+    # holds more than three), nor is another user's click in the middle of the flood.
+    flood = [(f"2026-11-01 10:{t}", "u9", "c1", "click", "") for t in
+             ("07:40", "07:47", "07:55", "08:02", "08:10")]  # fmt: skip
+    paced = [(f"2026-11-01 10:{t}", "u7", "c1", "click", "") for t in
+             ("07:40", "08:00", "08:20", "08:40")]  # fmt: skip
+    other = [("2026-11-01 10:07:58", "u8", "c1", "click", "")]
+    with Store.open(geo_settings) as store:
+        if split:  # the flood's first half is stored before its second half arrives
+            ingest(store, geo_settings, click_csv(tmp_path / "a.csv", flood[:3] + paced[:2]))
+            ingest(
+                store,
+                geo_settings,
+                click_csv(tmp_path / "b.csv", flood[3:] + paced[2:] + other, 100),
+            )
+        else:
+            ingest(store, geo_settings, click_csv(tmp_path / "a.csv", flood + paced + other))
+        rows = store.con.execute(
+            "SELECT user_id, ivt_reason, count(*) FROM clicks_conversions GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    assert rows == [("u7", None, 4), ("u8", None, 1), ("u9", "click_flood", 5)]
+
+
 def test_clicks_get_advertiser_and_unknown_campaign(tmp_path: Path, geo_settings: Settings) -> None:
     with Store.open(geo_settings) as store:
         (tmp_path / "dims.csv").write_text(DIMS)
@@ -383,3 +411,39 @@ def test_real_openrtb_requests_get_device_from_their_agent(
             with_agent += 1
             assert (device_type, browser) == classify(ua)[0:3:2], ua
     assert with_agent >= 2
+
+
+def test_agents_are_parsed_once_per_store_and_again_under_new_rules(
+    tmp_path: Path, geo_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advertisex.enrich import useragent
+
+    parsed: list[str] = []
+    real = useragent.parse
+
+    def counting(ua: str) -> Any:
+        parsed.append(ua)
+        return real(ua)
+
+    monkeypatch.setattr(useragent, "parse", counting)
+    # Each ingest() is a new Runner (a new process's caches); the store remembers.
+    with Store.open(geo_settings) as store:
+        ingest(
+            store, geo_settings, write(tmp_path / "a.ndjson", [imp(1), imp(2, user_agent=IPHONE)])
+        )
+    assert sorted(parsed) == sorted([CHROME, IPHONE])
+    with Store.open(geo_settings) as store:
+        ingest(
+            store, geo_settings, write(tmp_path / "b.ndjson", [imp(3), imp(4, user_agent=IPHONE)])
+        )
+        assert len(parsed) == 2  # none parsed again
+        assert store.con.execute(
+            "SELECT event_id, device_type FROM impressions ORDER BY event_id"
+        ).fetchall() == [("i1", "desktop"), ("i2", "mobile"), ("i3", "desktop"), ("i4", "mobile")]
+    monkeypatch.setattr(useragent, "RULES", "uap-core 0; advertisex 0")  # a new snapshot
+    monkeypatch.setattr("advertisex.pipeline.enrich.RULES", "uap-core 0; advertisex 0")
+    with Store.open(geo_settings) as store:
+        ingest(store, geo_settings, write(tmp_path / "c.ndjson", [imp(5, user_agent=GOOGLEBOT)]))
+        kept = store.con.execute("SELECT user_agent, rules FROM user_agents").fetchall()
+    assert parsed[2:] == [GOOGLEBOT]
+    assert kept == [(GOOGLEBOT, "uap-core 0; advertisex 0")]  # answers of the old rules dropped

@@ -2,8 +2,8 @@
 
 Two ways to answer, same answers. A batch's distinct IPs are looked up one by one (C
 extension, cached across batches) until the lookups made would have paid for flattening the
-database: then its IPv4 networks become a sorted Arrow table of ranges, cached for the
-process, and IPv4 addresses are matched in DuckDB by a range (ASOF) join, vectorized. IPv6
+database: then its IPv4 networks become sorted arrays of ranges, cached for the process, and
+IPv4 addresses (as numbers) are matched by a binary search over them (numpy, vectorized). IPv6
 and anything that is not a dotted IPv4 address always take the per-IP path (which also
 knows MaxMind's IPv4-mapped, IPv4-compatible and 6to4 aliases).
 """
@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import maxminddb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from advertisex.errors import ConfigError
 
@@ -140,7 +142,42 @@ class GeoIP:
                 f"GeoIP database {self._paths[which]} is corrupt ({e}); replace the .mmdb file"
             ) from None
 
+    def answers(self, ips: pa.Array | pa.ChunkedArray, v4: pa.Array | pa.ChunkedArray) -> pa.Table:
+        """What the databases know about each distinct IP of `ips` (text; `v4` its IPv4 number,
+        NULL when it is not a dotted IPv4 address), as GEO_SCHEMA rows for the IPs with an
+        answer. IPv4 goes by range search once that pays, the rest one by one."""
+        if not self.enabled:
+            say_no_geo_db()
+            return GEO_SCHEMA.empty_table()
+        if self.prefer_ranges(len(ips) - v4.null_count):
+            found = [self._by_ranges(ips, v4)]
+            if v4.null_count:
+                found.append(_answered(self.lookup(pc.filter(ips, pc.is_null(v4)))))
+            return pa.concat_tables(found)
+        return _answered(self.lookup(ips))
+
     # -- IPv4 as ranges --------------------------------------------------------------------
+
+    def _by_ranges(
+        self, ips: pa.Array | pa.ChunkedArray, v4: pa.Array | pa.ChunkedArray
+    ) -> pa.Table:
+        """Answers for the IPv4 addresses among `ips` that have one (numpy: only the rows
+        kept are gathered)."""
+        numbers = np.asarray(pc.fill_null(v4, -1).to_numpy(zero_copy_only=False), np.int64)
+        hits = [(table, *_locate(table, numbers)) for table in self.ranges() if table is not None]
+        keep = np.zeros(len(numbers), dtype=np.bool_)
+        for _, _, _, says in hits:
+            keep |= says
+        rows = np.flatnonzero(keep)
+        cols = {name: pa.nulls(len(rows), t) for name, t in _FIELDS}
+        for table, at, inside, _ in hits:  # City/Country first, then ASN
+            got = table.drop_columns(["lo", "hi"]).take(
+                pa.array(at[rows], pa.int64(), mask=~inside[rows])
+            )
+            first = "ip_country" in got.column_names
+            for name in got.column_names:  # the ASN database's before an Enterprise DB's
+                cols[name] = got[name] if first else pc.coalesce(got[name], cols[name])
+        return pa.Table.from_arrays([ips.take(rows), *cols.values()], schema=GEO_SCHEMA)
 
     def prefer_ranges(self, distinct_ipv4: int) -> bool:
         """Whether to answer this batch's IPv4 addresses by range join (flattening if needed).
@@ -168,7 +205,8 @@ class GeoIP:
         table = pa.Table.from_arrays(
             [pa.array(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
         )
-        return table.sort_by("lo")
+        # Combined so that _search's take() gathers from one chunk.
+        return table.sort_by("lo").combine_chunks()
 
     def _networks(self, which: int) -> Iterator[tuple[int, int, Any]]:
         reader = (self._geo, self._asn)[which]
@@ -183,24 +221,22 @@ class GeoIP:
             ) from None
 
 
-def ranges_sql(ips: str, geo: str | None, asn: str | None) -> str:
-    """Geo answers for the addresses of `ips` (ip, v4 its IPv4 number) by ASOF joins on the
-    flattened City/Country (`geo`) and ASN (`asn`) range tables; past a range's end: none."""
-    joins = []
-    if geo:
-        joins.append(f"ASOF LEFT JOIN {geo} gr ON d.v4 >= gr.lo")
-    if asn:
-        joins.append(f"ASOF LEFT JOIN {asn} ar ON d.v4 >= ar.lo")
-    cols = []
-    for name, t in _FIELDS:
-        parts = []
-        if asn and name in ("asn", "as_org"):
-            parts.append(f"CASE WHEN d.v4 <= ar.hi THEN ar.{name} END")
-        if geo:
-            parts.append(f"CASE WHEN d.v4 <= gr.hi THEN gr.{name} END")
-        typed = "BIGINT" if t == pa.int64() else "VARCHAR"
-        cols.append(f"coalesce({', '.join(parts) or 'NULL'})::{typed} AS {name}")
-    return f"SELECT d.ip, {', '.join(cols)} FROM {ips} d {' '.join(joins)}"
+def _locate(ranges: pa.Table, numbers: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For each number: the row of the range (lo, hi: sorted by lo, not overlapping) that may
+    hold it, whether it does, and whether it does and says something (a country or an ASN)."""
+    lo, hi = ranges["lo"].to_numpy(), ranges["hi"].to_numpy()
+    answers = np.zeros(len(lo), dtype=np.bool_)
+    for name in ("ip_country", "asn"):
+        if name in ranges.column_names:
+            answers |= pc.is_valid(ranges[name]).to_numpy(zero_copy_only=False)
+    at = np.maximum(np.searchsorted(lo, numbers, side="right") - 1, 0)
+    inside = (numbers >= lo[at]) & (numbers <= hi[at])
+    return at, inside, inside & answers[at]
+
+
+def _answered(found: pa.Table) -> pa.Table:
+    """The rows of GEO_SCHEMA answers that say something (a country or an ASN)."""
+    return found.filter(pc.or_(pc.is_valid(found["ip_country"]), pc.is_valid(found["asn"])))
 
 
 def say_no_geo_db() -> None:

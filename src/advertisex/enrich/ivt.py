@@ -23,7 +23,7 @@ class IvtReason(StrEnum):
     MISSING_USER_AGENT = "missing_user_agent"  # none where the batch's source sends one
     MISSING_IP = "missing_ip"
     FAST_CLICK = "fast_click"  # a click less than ivt_fast_click_seconds after its impression
-    CLICK_FLOOD = "click_flood"  # more than ivt_click_flood_per_minute clicks by one user
+    CLICK_FLOOD = "click_flood"  # more than ivt_click_flood_per_minute clicks by one user in 60 s
 
 
 def fast_clicks_sql() -> str:
@@ -43,22 +43,38 @@ WHERE c.impression_id = i.event_id
 
 
 def click_floods_sql() -> str:
-    """Every click of a user in a calendar minute where that user clicked more than `limit` times.
+    """Every click of a user that lies in some 60-second span holding more than `limit` of
+    their clicks (a sliding window, not a calendar minute: a flood split 30 s / 30 s across a
+    minute boundary counts).
 
+    Two window functions over the user's clicks by time: how many clicks each one starts
+    within 60 s (`starts`: more than the limit), then whether any such start lies in the 60 s
+    up to a click. Clicks already stored count: the scan covers 60 s before the batch's first
+    click and after its last, so spans that reach across batches are judged when their later
+    part arrives, and the earlier clicks of the span are flagged too.
     Params: the window's first and last time, limit.
     """
+    span = "INTERVAL 59999999 MICROSECONDS"  # up to, not including, 60 s
     return f"""
 UPDATE clicks_conversions AS c SET ivt_reason = '{IvtReason.CLICK_FLOOD}'
 FROM (
-  SELECT user_id, date_trunc('minute', event_time) AS minute
-  FROM clicks_conversions
-  WHERE event_type = 'click'
-    AND event_time >= date_trunc('minute', ?::TIMESTAMP)
-    AND event_time < date_trunc('minute', ?::TIMESTAMP) + INTERVAL 1 MINUTE
-  GROUP BY ALL
-  HAVING count(*) > ?
+  SELECT event_id, user_id FROM (
+    SELECT event_id, user_id,
+      bool_or(starts) OVER (PARTITION BY user_id ORDER BY event_time
+                            RANGE BETWEEN {span} PRECEDING AND CURRENT ROW) AS flooded
+    FROM (
+      SELECT event_id, user_id, event_time,
+        count(*) OVER (PARTITION BY user_id ORDER BY event_time
+                       RANGE BETWEEN CURRENT ROW AND {span} FOLLOWING) > $limit AS starts
+      FROM clicks_conversions
+      WHERE event_type = 'click'
+        AND event_time BETWEEN $lo::TIMESTAMP - INTERVAL 1 MINUTE
+                           AND $hi::TIMESTAMP + INTERVAL 1 MINUTE
+    )
+  )
+  WHERE flooded
 ) AS f
-WHERE c.user_id = f.user_id AND date_trunc('minute', c.event_time) = f.minute
+WHERE c.event_id = f.event_id AND c.user_id = f.user_id
   AND c.event_type = 'click' AND c.ivt_reason IS NULL"""
 
 
@@ -91,12 +107,12 @@ def after_load_statements(
     window: timedelta,
     fast_click_seconds: float,
     flood_per_minute: int,
-) -> list[tuple[str, list[Any]]]:
+) -> list[tuple[str, list[Any] | dict[str, Any]]]:
     """The set-based IVT statements to run after a batch of `source` with times lo..hi."""
     if source == "clicks_conversions":
         return [
             (fast_clicks_sql(), [fast_click_seconds, lo, hi, lo - window, hi + window]),
-            (click_floods_sql(), [lo, hi, flood_per_minute]),
+            (click_floods_sql(), {"lo": lo, "hi": hi, "limit": flood_per_minute}),
             (from_impressions_sql(), [lo, hi, lo - window, hi + window]),
         ]
     if source == "impressions":

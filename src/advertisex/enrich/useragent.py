@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib.metadata import version
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import ua_parser
 
 UA_SCHEMA = pa.schema(
@@ -18,6 +20,9 @@ UA_SCHEMA = pa.schema(
     ]
 )
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "bot", "other")
+# What an answer depends on: the uap-core snapshot and the rules of `classify_many` below (bump
+# the second part when they change). Answers kept in a store carry it.
+RULES = f"uap-core {version('ua-parser-builtins')}; advertisex 1"
 
 # Automation that uap-core names as a browser rather than a spider.
 _BOT_FAMILIES = frozenset(
@@ -108,28 +113,49 @@ def parse(ua: str) -> Parsed:
 
 def classify(ua: str) -> tuple[str, str | None, str | None, bool]:
     """(device_type, os family, browser family, is_bot) for one user agent."""
-    p = parse(ua)
-    os = p.os if p.os != "Other" else None
-    browser = p.browser if p.browser != "Other" else None
-    bot = p.device == "Spider" or p.browser in _BOT_FAMILIES or bool(_BOT.search(ua))
-    if bot:
-        kind = "bot"
-    elif _CTV.search(ua):
-        kind = "ctv"
-    elif (
-        p.device in ("iPad", "Kindle", "Generic Tablet")
-        or (p.brand or "").endswith("Tablet")
-        or _TABLET.search(ua)
-        or (os == "Android" and "mobile" not in ua.lower() and p.device != "Other")
+    return classify_many(pa.array([ua], pa.string()))[0]
+
+
+def classify_many(uas: pa.Array) -> list[tuple[str, str | None, str | None, bool]]:
+    """(device_type, os family, browser family, is_bot) for each user agent of `uas` (text).
+
+    uap-core's rules run once per agent (ua-parser); our own patterns run over all of them at
+    once (Arrow's RE2, linear time; Python's backtracking `re` cost more than the parse).
+    """
+
+    def matches(rx: re.Pattern[str]) -> list[bool]:
+        found = pc.match_substring_regex(uas, rx.pattern, ignore_case=True)
+        return [bool(m) for m in found.to_pylist()]
+
+    bots, ctvs, tablets = matches(_BOT), matches(_CTV), matches(_TABLET)
+    mobile_word = [bool(m) for m in pc.match_substring(uas, "mobile", ignore_case=True).to_pylist()]
+    out = []
+    for ua, bot_word, ctv, tablet_word, mobile in zip(
+        uas.to_pylist(), bots, ctvs, tablets, mobile_word, strict=True
     ):
-        kind = "tablet"
-    elif os in _MOBILE_OS or p.device in ("iPhone", "iPod", "Generic Smartphone"):
-        kind = "mobile"
-    elif os in _DESKTOP_OS or (os and os.startswith("Windows")):
-        kind = "desktop"
-    else:
-        kind = "other"
-    return kind, os, browser, bot
+        p = parse(ua)
+        os = p.os if p.os != "Other" else None
+        browser = p.browser if p.browser != "Other" else None
+        bot = p.device == "Spider" or p.browser in _BOT_FAMILIES or bot_word
+        if bot:
+            kind = "bot"
+        elif ctv:
+            kind = "ctv"
+        elif (
+            p.device in ("iPad", "Kindle", "Generic Tablet")
+            or (p.brand or "").endswith("Tablet")
+            or tablet_word
+            or (os == "Android" and not mobile and p.device != "Other")
+        ):
+            kind = "tablet"
+        elif os in _MOBILE_OS or p.device in ("iPhone", "iPod", "Generic Smartphone"):
+            kind = "mobile"
+        elif os in _DESKTOP_OS or (os and os.startswith("Windows")):
+            kind = "desktop"
+        else:
+            kind = "other"
+        out.append((kind, os, browser, bot))
+    return out
 
 
 class UserAgents:
@@ -139,18 +165,26 @@ class UserAgents:
         self._cache: dict[str, tuple[str, str | None, str | None, bool]] = {}
         self._limit = cache_limit
 
+    def unseen(self, uas: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """The agents of `uas` this process has no answer for yet."""
+        cache = self._cache
+        return pa.array([ua for ua in uas.to_pylist() if ua not in cache], pa.string())
+
+    def remember(self, answers: pa.Table) -> None:
+        """Take answers (UA_SCHEMA) made before, by another process."""
+        rows = zip(*(answers[f.name].to_pylist() for f in UA_SCHEMA), strict=True)
+        self._cache.update((ua, tuple(rest)) for ua, *rest in rows)
+
     def lookup(self, uas: pa.Array | pa.ChunkedArray) -> pa.Table:
         """One row per distinct user agent in `uas`: its device type, OS, browser, bot flag."""
         values = uas.to_pylist()
         cache = self._cache
         if len(cache) + len(values) > self._limit:
             cache.clear()
-        rows = []
-        for ua in values:
-            hit = cache.get(ua)
-            if hit is None:
-                hit = cache[ua] = classify(ua)
-            rows.append(hit)
+        new = [ua for ua in values if ua not in cache]
+        if new:
+            cache.update(zip(new, classify_many(pa.array(new, pa.string())), strict=True))
+        rows = [cache[ua] for ua in values]
         cols = list(zip(*rows, strict=True)) if rows else [()] * 4
         return pa.Table.from_arrays(
             [pa.array(values, pa.string())]

@@ -7,7 +7,8 @@ truth.json can say how many stored events of each kind there are:
 - datacenter_ip: users whose IP is in 1.0.0.0/24, AS15169 (Google) in MaxMind's test ASN DB;
 - missing_user_agent / missing_ip: users whose impressions and bid requests omit them;
 - fast_click: clicks in the same second as their impression;
-- click_flood: a dozen clicks by one user inside one calendar minute;
+- click_flood: a dozen clicks by one user inside one calendar minute (truth: any 60 s holding
+  more than the limit, as the enrich stage judges);
 - and clicks on any of the impressions above carry that impression's reason.
 
 Some people get IPs that MaxMind's test City database knows, so geo has answers to find.
@@ -112,6 +113,38 @@ def inject_clicks(
     return source, click_ts
 
 
+def in_floods(
+    user: NDArray[np.int64], ts: NDArray[np.int64], is_click: NDArray[np.bool_], limit: int
+) -> NDArray[np.bool_]:
+    """Clicks (of `is_click`) that lie in some 60 s (whole seconds) holding more than `limit`
+    clicks of the same user: the sliding window the enrich stage applies."""
+    rows = np.flatnonzero(is_click)
+    rows = rows[np.lexsort((ts[rows], user[rows]))]
+    key = user[rows] * (1 << 40) + ts[rows]  # by user, then time
+    at = np.arange(len(key))
+    starts = np.searchsorted(key, key + 60, side="left") - at > limit  # opens a flood
+    before = np.concatenate([[0], np.cumsum(starts)])
+    # a flood opened at most 59 s before (or at the same second)
+    hit = before[np.searchsorted(key, key, side="right")] > before[np.searchsorted(key, key - 59)]
+    out = np.zeros(len(ts), dtype=np.bool_)
+    out[rows] = hit
+    return out
+
+
+def by_user(
+    masks: dict[str, NDArray[np.bool_]], user: NDArray[np.int64], judged: NDArray[np.bool_]
+) -> dict[str, int]:
+    """Events (of `judged`, each by `user`) of each kind decided by who sent them; the first
+    reason wins, in the order of `masks` (the enrich stage's order)."""
+    counts = {}
+    taken = np.zeros(len(user), dtype=np.bool_)
+    for reason, users in masks.items():
+        hit = judged & users[user] & ~taken
+        taken |= hit
+        counts[reason] = int(hit.sum())
+    return counts
+
+
 def ivt_truth(
     masks: dict[str, NDArray[np.bool_]],
     imps: Impressions,
@@ -124,21 +157,13 @@ def ivt_truth(
     stored = seen & imps.regular  # the seed-shape file carries no agent or IP: not judged
     if imps.tail_file is not None:
         stored |= seen & (imps.row_file == imps.tail_file)
-    imp_counts = {}
-    taken = np.zeros(len(imps.ts), dtype=np.bool_)
-    for reason, users in masks.items():  # first reason wins, in this order
-        hit = stored & users[imps.user] & ~taken
-        taken |= hit
-        imp_counts[reason] = int(hit.sum())
+    imp_counts = by_user(masks, imps.user, stored)
 
     clicks = (events.kind == click_kind) & events.regular
     is_click = events.kind == click_kind
-    frame = pl.DataFrame({"ts": events.ts, "user": imps.user[events.impression], "c": is_click})
     fast = clicks & (events.ts < imps.ts[events.impression] + 1)
-    per_minute = frame.with_columns(m=pl.col("ts") // 60).with_columns(
-        n=pl.col("c").cast(pl.Int64).sum().over("user", "m")
-    )
-    flood = is_click & ~fast & (per_minute["n"].to_numpy() > flood_limit)
+    flooded = in_floods(imps.user[events.impression], events.ts, is_click, flood_limit)
+    flood = is_click & ~fast & flooded
     click_counts = {"fast_click": int(fast.sum()), "click_flood": int(flood.sum())}
     # A click names its impression (legacy rows do not) and takes that impression's reason.
     taken = fast | flood

@@ -16,7 +16,7 @@ from advertisex.generate._catalog import build_catalog
 from advertisex.generate._clicks import CLICK, attribution, draw_events, write_events
 from advertisex.generate._clock import Window
 from advertisex.generate._impressions import draw_impressions, write_impressions
-from advertisex.generate._ivt import adjust_users, ivt_truth
+from advertisex.generate._ivt import adjust_users, by_user, ivt_truth
 from advertisex.generate._output import Sink
 
 # Folders under data/ and the prefix of the files this generator owns in each.
@@ -107,6 +107,7 @@ def generate(
         event_truth.add(added["clicks_conversions"])
         seen &= imps.row_file >= 0
     attribution(events, imps).write_parquet(out / "truth_attribution.parquet")
+    legacy = [] if bids.legacy_file is None else [bids.legacy_file]
 
     n_campaigns = len(catalog.campaign_ids)
     per_campaign = {
@@ -129,7 +130,12 @@ def generate(
             for c, campaign_id in enumerate(catalog.campaign_ids)
         },
         # Stored events of each invalid-traffic kind the generator put in (see _ivt.py).
-        "ivt": ivt_truth(ivt_users, imps, seen, events, CLICK),
+        "ivt": {
+            **ivt_truth(ivt_users, imps, seen, events, CLICK),
+            # Every bid request is stored (copies aside); the seed-shape file carries no agent
+            # or IP, so it is not judged.
+            "bid_requests": by_user(ivt_users, bids.user, ~np.isin(bids.row_file, legacy)),
+        },
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
     return truth

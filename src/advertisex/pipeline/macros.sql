@@ -32,10 +32,10 @@ CREATE OR REPLACE TEMP MACRO advx_micros(x) AS
   CASE WHEN isfinite(x) AND abs(x) < 9e12 THEN CAST(round(x * 1000000) AS BIGINT) END;
 
 -- An IPv4 address in dotted form as its 32-bit number; NULL for anything else (IPv6, junk).
+-- Split and cast as a list (`o`: its octets): 3x cheaper than a regular expression and four
+-- split_part calls. A scalar subquery instead of the second macro cost as much as the regex.
+CREATE OR REPLACE TEMP MACRO advx_ipv4_octets(o, s) AS
+  CASE WHEN len(o) = 4 AND length(s) <= 15 AND NOT contains(s, ' ') AND NOT contains(s, '+')
+       THEN o[1]::BIGINT * 16777216 + o[2]::BIGINT * 65536 + o[3]::BIGINT * 256 + o[4] END;
 CREATE OR REPLACE TEMP MACRO advx_ipv4(s) AS
-  CASE WHEN regexp_full_match(s, '[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}') THEN
-    try_cast(split_part(s, '.', 1) AS UTINYINT)::BIGINT * 16777216
-    + try_cast(split_part(s, '.', 2) AS UTINYINT)::BIGINT * 65536
-    + try_cast(split_part(s, '.', 3) AS UTINYINT)::BIGINT * 256
-    + try_cast(split_part(s, '.', 4) AS UTINYINT)::BIGINT
-  END;
+  advx_ipv4_octets(try_cast(string_split(s, '.') AS UTINYINT[]), s);

@@ -301,7 +301,7 @@ class Runner:
         assert row is not None
         batch_id = int(row[0])
         con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
-        self.enricher.enrich(con, "_advx_batch", source)
+        enriched = self.enricher.enrich(con, "_advx_batch", source)
         lo, hi = one(
             con, "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
         ) or (None, None)
@@ -322,7 +322,7 @@ class Runner:
                 f"""
                 INSERT INTO {source.table} ({col_list}, {_BOOKKEEPING_COLUMNS})
                 SELECT {col_list}, ?, _record, _offset, ?, ?
-                FROM _advx_batch b
+                FROM {enriched} b
                 ANTI JOIN (SELECT event_id FROM {source.table}
                            WHERE event_time BETWEEN ? AND ?) s USING (event_id)
                 ANTI JOIN _advx_dups USING (_record)

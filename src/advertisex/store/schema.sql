@@ -222,3 +222,15 @@ CREATE TABLE IF NOT EXISTS rollup_daily (
   unattributed_conversions BIGINT NOT NULL,
   revenue_micros           BIGINT NOT NULL
 );
+
+-- Enrichment (issue 3): every user agent classified so far, under the rules (`rules`: the
+-- uap-core snapshot and our classifier's version) that classified it, so that an agent is
+-- parsed once per store rather than once per process. Rows of other rules are dropped.
+CREATE TABLE IF NOT EXISTS user_agents (
+  user_agent  VARCHAR PRIMARY KEY,
+  device_type VARCHAR NOT NULL,
+  os          VARCHAR,
+  browser     VARCHAR,
+  is_bot      BOOLEAN NOT NULL,
+  rules       VARCHAR NOT NULL
+);
