@@ -6,8 +6,10 @@
    impressions over a skewed catalogue of users, creatives and sites, clicks drawn from
    impressions (half name their impression, half must be found by lookback), conversions
    drawn from clicks, bid requests for a share of the impressions plus lost auctions.
-2. Times `refresh(full=True)`: every attribution and the hourly rollups of the day.
-3. Times an incremental refresh after a late batch (impressions and clicks of earlier hours).
+2. Times `refresh(full=True)`: every attribution and the rollups of the day (wall and CPU
+   seconds, all threads, with the load average: on a shared machine CPU seconds say more).
+3. Times a refresh after a late batch of impressions of earlier hours, as refresh decides (more
+   than rollup_full_share of the hours dirty: everything) and by dirty hours.
 4. Copies the day's daily rollups to 30 days and times `campaign_report(--by campaign)` over them.
 5. Precision and recall of attribution against the generator's truth
    (`advertisex generate`, truth_attribution.parquet), with and without the click's
@@ -29,6 +31,7 @@ import duckdb
 import polars as pl
 
 from advertisex.analytics import campaign_report, refresh
+from advertisex.analytics.rollups import BY_TYPE, ROLLUPS
 from advertisex.config import load_settings
 from advertisex.enrich import load_creatives
 from advertisex.generate import generate
@@ -91,9 +94,14 @@ FROM range({lost}) t(i)
 
 
 def timed(fn, *args, **kw):  # type: ignore[no-untyped-def]
-    t0 = time.perf_counter()
+    """Wall seconds, CPU seconds of the process (all DuckDB threads) and the result."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn(*args, **kw)
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def speed(args: argparse.Namespace, folder: Path) -> None:
@@ -123,34 +131,46 @@ def speed(args: argparse.Namespace, folder: Path) -> None:
 
         runs = []
         for _ in range(args.repeat):
-            seconds, result = timed(refresh, store, settings, full=True)
-            runs.append(seconds)
+            seconds, cpu, result = timed(refresh, store, settings, full=True)
+            runs.append((seconds, cpu))
         rows = store.query(
             "SELECT count(*), sum(impressions), sum(clicks), sum(unattributed_clicks), "
             "sum(conversions), sum(unattributed_conversions), sum(wins) FROM rollup_hourly"
         )[0]
         print(
-            f"attribution + rollup of the day (full refresh): {min(runs):.2f} s best of "
-            f"{len(runs)} ({', '.join(f'{r:.2f}' for r in runs)}); {rows[0]:,} rollup rows, "
-            f"{rows[1]:,} impressions, {rows[2]:,} clicks ({rows[3]:,} unattributed), "
+            f"attribution + rollup of the day (full refresh): {min(runs)[0]:.2f} s wall best of "
+            f"{len(runs)} ({', '.join(f'{w:.2f} s / {c:.1f} CPU s' for w, c in runs)}); "
+            f"{load()}; {rows[1]:,} impressions, {rows[2]:,} clicks ({rows[3]:,} unattributed), "
             f"{rows[4]:,} conversions ({rows[5]:,} unattributed), {rows[6]:,} wins"
         )
+        for table in (*ROLLUPS, BY_TYPE):
+            print(f"  {table}: {store.query(f'SELECT count(*) FROM {table}')[0][0]:,} rows")
 
-        # A late batch: 1% more impressions, all from two hours of the day (03:00-05:00).
-        con.execute(
-            "INSERT INTO batches VALUES (999999, 'impressions', 'late', 0, 0, 0, 0, 0, 0, now())"
-        )
-        late = IMPRESSIONS.format(
-            day=DAY, users=users, n=args.impressions // 100, first_us=3 * 3600 * 10**6,
-            span_us=2 * 3600 * 10**6,
-        ).replace("'imp' || i", "'late' || i").replace("h(i, ", "h(i + 7777777, ")  # fmt: skip
-        con.execute(late)
-        con.execute("UPDATE impressions SET batch_id = 999999 WHERE event_id LIKE 'late%'")
-        seconds, result = timed(refresh, store, settings)
-        print(
-            f"incremental refresh after a late batch of {args.impressions // 100:,} impressions "
-            f"over {result.hours} hours: {seconds:.2f} s"
-        )
+        # A late batch: 1% more impressions, all from two hours of the day (03:00-05:00); twice:
+        # as refresh decides (a whole day dirty: everything), and by the dirty hours.
+        for batch, share in ((999998, settings.rollup_full_share), (999999, 1e9)):
+            con.execute(
+                f"INSERT INTO batches VALUES ({batch}, 'impressions', 'late', 0, 0, 0, 0, 0, 0, "
+                "now())"
+            )
+            late = IMPRESSIONS.format(
+                day=DAY, users=users, n=args.impressions // 100, first_us=3 * 3600 * 10**6,
+                span_us=2 * 3600 * 10**6,
+            )  # fmt: skip
+            late = late.replace("'imp' || i", f"'late{batch}-' || i")
+            late = late.replace("h(i, ", f"h(i + {batch * 1000}, ")
+            con.execute(late)
+            con.execute(
+                f"UPDATE impressions SET batch_id = {batch} WHERE event_id LIKE 'late{batch}-%'"
+            )
+            cfg = settings.model_copy(update={"rollup_full_share": share})
+            seconds, cpu, result = timed(refresh, store, cfg)
+            how = "everything" if result.full_rebuild else f"{result.hours} dirty hours"
+            print(
+                f"refresh after a late batch of {args.impressions // 100:,} impressions "
+                f"(rollup_full_share {share:g}): {how} in {seconds:.2f} s wall, {cpu:.1f} CPU s; "
+                f"{load()}"
+            )
 
         # 30 days of rollups: the day's daily rows copied to 29 more days (a campaign report
         # over whole days reads rollup_daily).
@@ -162,13 +182,15 @@ def speed(args: argparse.Namespace, folder: Path) -> None:
         start = datetime.fromisoformat(DAY)
         end = start + timedelta(days=30)
         for by in (["campaign"], ["campaign", "day"]):
-            times = []
+            times, cpus = [], []
             for _ in range(7):
-                seconds, report = timed(campaign_report, con, by, start, end, source="rollups")
+                seconds, cpu, report = timed(campaign_report, con, by, start, end, source="rollups")
                 times.append(seconds)
+                cpus.append(cpu)
             print(
                 f"30-day report --by {','.join(by)} from {n:,} daily rollup rows: "
-                f"{statistics.median(times) * 1000:.0f} ms median of 7 ({len(report):,} rows)"
+                f"{statistics.median(times) * 1000:.0f} ms median of 7, "
+                f"{statistics.median(cpus) * 1000:.0f} ms CPU ({len(report):,} rows); {load()}"
             )
 
 

@@ -3,9 +3,9 @@
     python bench/dashboard_bench.py [--impressions 50000000 --days 30 --clients 50 --seconds 20]
 
 The dashboard and the campaign routes read only the rollup tables, so the store is made at
-rollup level directly in DuckDB SQL (hourly rows by campaign x creative x site x country x
-device, the daily table from them, and a rollup run so the report reads them): no events are
-ingested. `advertisex serve` then runs in its own process on loopback and:
+rollup level directly in DuckDB SQL (hourly cells by campaign x creative x site x country x
+device, each rollup table summed from them, and a rollup run so the report reads them): no
+events are ingested. `advertisex serve` then runs in its own process on loopback and:
 
 - first load: headless Chromium (Debian's, through Playwright) opens `/` in a fresh context
   (no cache) until the page has drawn its first data; also the same requests without a
@@ -43,8 +43,8 @@ CHROMIUM = "/usr/bin/chromium"
 START = "2026-10-01"
 ROWS_IMPRESSIONS_MEAN = 24.5  # mean impressions per hourly row below (5 + hash % 40)
 
-HOURLY = """
-INSERT INTO rollup_hourly
+CELLS = """
+CREATE TEMP TABLE _cells AS
 WITH cells AS (
   SELECT h.i AS hi, c.k AS k, TIMESTAMP '{start}' + to_hours(h.i) AS hour,
          5 + hash(h.i, c.k) % 40 AS imps
@@ -59,7 +59,6 @@ SELECT hour,
        ['desktop', 'mobile', 'tablet', 'ctv'][1 + (k // 7) % 4] AS device_type,
        k % 50 = 0 AS ivt,
        imps * 3 AS bid_requests, imps * 2 AS bids, imps AS wins, imps AS impressions,
-       (imps * 0.8)::BIGINT AS unique_users,
        imps * (1500000 + hash(k) % 1000000) AS spend_cpm_micros,
        (imps * (hash(hi, k, 1) % 300) // 10000)::BIGINT AS clicks, 0 AS unattributed_clicks,
        (imps * (hash(hi, k, 2) % 300) // 200000)::BIGINT AS conversions,
@@ -68,15 +67,22 @@ SELECT hour,
 FROM cells
 """
 
-DAILY = """
-INSERT INTO rollup_daily
-SELECT CAST(hour AS DATE) AS day, campaign_id, advertiser_id, country, device_type, ivt,
-       sum(bid_requests)::BIGINT, sum(bids)::BIGINT, sum(wins)::BIGINT, sum(impressions)::BIGINT,
-       sum(spend_cpm_micros)::BIGINT, sum(clicks)::BIGINT, sum(unattributed_clicks)::BIGINT,
-       sum(conversions)::BIGINT, sum(unattributed_conversions)::BIGINT,
-       sum(revenue_micros)::BIGINT
-FROM rollup_hourly GROUP BY ALL
-"""
+MEASURES = (
+    "bid_requests", "bids", "wins", "impressions", "spend_cpm_micros", "clicks",
+    "unattributed_clicks", "conversions", "unattributed_conversions", "revenue_micros",
+)  # fmt: skip
+ROLLUP = "INSERT INTO {table} SELECT {keys}, {sums} FROM {cells} GROUP BY ALL"
+# Each rollup table and its keys, summed from the cells (rollup_daily from rollup_hourly).
+TABLES = (
+    ("rollup_hourly", "hour, campaign_id, advertiser_id, country, device_type, ivt", "_cells"),
+    ("rollup_hourly_creative", "hour, campaign_id, advertiser_id, creative_id, ivt", "_cells"),
+    ("rollup_daily_site", "CAST(hour AS DATE), campaign_id, advertiser_id, site, ivt", "_cells"),
+    (
+        "rollup_daily",
+        "CAST(hour AS DATE), campaign_id, advertiser_id, country, device_type, ivt",
+        "rollup_hourly",
+    ),
+)
 
 
 def build(db: Path, impressions: int, days: int) -> None:
@@ -90,8 +96,10 @@ def build(db: Path, impressions: int, days: int) -> None:
     t = time.perf_counter()
     with Store.open(load_settings(db=db)) as store:
         with store.transaction() as con:
-            con.execute(HOURLY.format(start=START, hours=hours, cells=cells))
-            con.execute(DAILY)
+            con.execute(CELLS.format(start=START, hours=hours, cells=cells))
+            sums = ", ".join(f"sum({m})::BIGINT" for m in MEASURES)
+            for table, keys, source in TABLES:
+                con.execute(ROLLUP.format(table=table, keys=keys, sums=sums, cells=source))
             con.execute("INSERT INTO rollup_runs VALUES (now(), true, ?, 0)", [hours])
         rows, total = one(store.con, "SELECT count(*), sum(impressions) FROM rollup_hourly")
         daily = one(store.con, "SELECT count(*) FROM rollup_daily")[0]

@@ -193,6 +193,9 @@ class Settings(BaseSettings):
     view_through_hours: float = Field(default=24.0, ge=0)  # conversion -> impression, no click
     attribution_model: Literal["last_touch", "first_touch", "linear"] = "last_touch"
     bid_match_seconds: float = Field(default=60.0, ge=0)  # bid -> impression without an id
+    # A refresh whose dirty hours are more than this share of the hours rolled up recomputes
+    # everything instead: cheaper than by hours then (a late batch can dirty a whole day).
+    rollup_full_share: float = Field(default=0.5, ge=0)
 
     @field_validator("conversion_types", mode="before")
     @classmethod

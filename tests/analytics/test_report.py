@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from advertisex.analytics import METRICS, campaign_report, refresh
-from advertisex.analytics.report import GROUPS
+from advertisex.analytics.report import GROUPS, narrowest_rollup
 from advertisex.config import Settings, load_settings
 from advertisex.enrich import load_creatives
 from advertisex.store import Store
@@ -185,18 +185,46 @@ def test_rollups_and_events_agree_exactly(tmp_path: Path, small_generated: Path)
         load_creatives(store, small_generated / "dims" / "creatives.csv")
         ingest(store, cfg, small_generated / "data")
         refresh(store, cfg)
-        # Daily rollups serve the first, hourly ones the others; "events" recomputes all.
+        # Each rollup serves some (see test_each_group_reads_the_narrowest_rollup), the facts
+        # with the stored attribution the rest; "events" recomputes all.
         combos = [["campaign", "day"], ["advertiser", "country", "device"], ["creative", "site"]]
-        combos += [["hour", "campaign"], *([g] for g in GROUPS)]
+        combos += [["hour", "campaign"], ["creative", "day"], ["campaign", "site", "day"]]
+        combos += [["site", "hour"], ["creative", "country"], *([g] for g in GROUPS)]
         start, end = datetime(2026, 11, 1), datetime(2026, 11, 2, 6)
+        windows = (
+            (False, (None, None)),
+            (True, (start, end)),
+            (False, (start, start.replace(day=2))),
+        )
         for by in combos:
-            for ivt, window in ((False, (None, None)), (True, (start, end))):
+            for ivt, window in windows:
                 a = campaign_report(store.con, by, *window, include_ivt=ivt, source="rollups")
                 b = campaign_report(
                     store.con, by, *window, include_ivt=ivt, source="events", settings=cfg
                 )
                 assert a == b, by
         assert sum(r["clicks"] for r in campaign_report(store.con, ["campaign"])) > 0
+
+
+@pytest.mark.parametrize(
+    ("by", "whole_days", "table"),
+    [
+        (["campaign"], True, "rollup_daily"),
+        (["campaign"], False, "rollup_hourly_creative"),
+        (["advertiser", "day", "country", "device"], True, "rollup_daily"),
+        (["country", "hour"], True, "rollup_hourly"),
+        (["creative", "day"], True, "rollup_hourly_creative"),
+        (["campaign", "site", "day"], True, "rollup_daily_site"),
+        (["site"], False, None),  # site by day only: the facts
+        (["creative", "site"], True, None),
+        (["creative", "country"], True, None),
+    ],
+)
+def test_each_group_reads_the_narrowest_rollup(
+    by: list[str], whole_days: bool, table: str | None
+) -> None:
+    end = datetime(2026, 11, 3) if whole_days else datetime(2026, 11, 2, 18)
+    assert narrowest_rollup(by, datetime(2026, 11, 1), end) == table
 
 
 def test_report_cli_groups_and_reads_stale_stores_from_events(tmp_path: Path, cli: Cli) -> None:

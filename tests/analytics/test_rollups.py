@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from advertisex.analytics import refresh
-from advertisex.analytics.rollups import ATTRIBUTION, ROLLUPS, build_rollups
+from advertisex.analytics.rollups import ATTRIBUTION, BY_TYPE, ROLLUPS, build_rollups
 from advertisex.config import Settings, load_settings
 from advertisex.enrich import load_creatives
 from advertisex.store import Store
@@ -117,23 +117,12 @@ def write_load(folder: Path, kind: str, rows: list[dict[str, int | None]]) -> Pa
     return path
 
 
-DAILY_MEASURES = (
-    "bid_requests", "bids", "wins", "impressions", "spend_cpm_micros", "clicks",
-    "unattributed_clicks", "conversions", "unattributed_conversions", "revenue_micros",
-)  # fmt: skip
-
-
 def assert_equal_to_full_recompute(store: Store, cfg: Settings) -> None:
-    """Every materialized table equals the same computed from scratch over all events."""
+    """Every materialized table equals the same computed from scratch over all events (the
+    daily rollups too, summed straight from the events rather than from the hourly ones)."""
     build_rollups(store.con, cfg, scoped=False)
-    sums = ", ".join(f"sum({m})::BIGINT" for m in DAILY_MEASURES)
-    store.con.execute(
-        "CREATE OR REPLACE TEMP TABLE _full_daily AS SELECT CAST(hour AS DATE) AS day, "
-        f"campaign_id, advertiser_id, country, device_type, ivt, {sums} "
-        "FROM _rollup_hourly GROUP BY ALL"
-    )
     pairs = [(t, tmp) for t, (tmp, _) in ATTRIBUTION.items()]
-    pairs += [(t, f"_{t}") for t in ROLLUPS] + [("rollup_daily", "_full_daily")]
+    pairs += [(t, f"_{t}") for t in (*ROLLUPS, BY_TYPE)]
     for table, temp in pairs:
         for a, b in ((table, temp), (temp, table)):
             extra = store.query(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}")
@@ -195,7 +184,10 @@ def test_incremental_rollups_equal_a_full_recomputation(
 ) -> None:
     folder = tmp_path / f"run{next(_n)}"
     folder.mkdir()
-    cfg = load_settings(db=folder / "s.duckdb", click_lookback_hours=2, view_through_hours=3)
+    # rollup_full_share: never a full recompute instead, the incremental path is under test.
+    cfg = load_settings(
+        db=folder / "s.duckdb", click_lookback_hours=2, view_through_hours=3, rollup_full_share=1e9
+    )
     written: list[Path] = []
     with Store.open(cfg) as store:
         load_creatives(store, write_load(folder, "dims", [0, 0, 1, 1]))
@@ -236,11 +228,18 @@ def test_late_event_recomputes_only_its_hours(tmp_path: Path) -> None:
         # Nothing new: nothing recomputed.
         assert refresh(store, cfg).hours == 0
         assert_equal_to_full_recompute(store, cfg)
+        # Another late click, with a lower rollup_full_share: a full recompute is cheaper.
+        late[0]["minute"] = 30
+        ingest(store, cfg, write_load(tmp_path, "events", late))
+        cheaper = cfg.model_copy(update={"rollup_full_share": 0.05})
+        assert refresh(store, cheaper).full_rebuild
+        assert store.query("SELECT sum(clicks), sum(impressions) FROM rollup_hourly") == [(2, 30)]
+        assert_equal_to_full_recompute(store, cfg)
 
 
 @pytest.mark.parametrize("model", ["last_touch", "first_touch", "linear"])
 def test_each_model_stays_exact_incrementally(tmp_path: Path, model: str) -> None:
-    cfg = load_settings(db=tmp_path / "s.duckdb", attribution_model=model)
+    cfg = load_settings(db=tmp_path / "s.duckdb", attribution_model=model, rollup_full_share=1e9)
     with Store.open(cfg) as store:
         load_creatives(store, write_load(tmp_path, "dims", [0, 0, 1, 1]))
         clicks = [
@@ -265,4 +264,29 @@ def test_each_model_stays_exact_incrementally(tmp_path: Path, model: str) -> Non
             ],
         }[model]
         assert got == expected
+        assert_equal_to_full_recompute(store, cfg)
+
+
+def test_a_store_with_the_wide_hourly_rollup_of_before_is_rebuilt(tmp_path: Path) -> None:
+    cfg = load_settings(db=tmp_path / "s.duckdb")
+    imps = [
+        {"user": u, "creative": 0, "minute": 60 * u, "site": 0, "auction": False} for u in (1, 2)
+    ]
+    with Store.open(cfg) as store:
+        load_creatives(store, write_load(tmp_path, "dims", [0, 0, 1, 1]))
+        ingest(store, cfg, write_load(tmp_path, "impressions", imps))
+        refresh(store, cfg)
+        # rollup_hourly as it was: every dimension and unique users.
+        store.con.execute("DROP TABLE rollup_hourly")
+        store.con.execute(
+            "CREATE TABLE rollup_hourly (hour TIMESTAMP NOT NULL, campaign_id VARCHAR, "
+            "creative_id VARCHAR, site VARCHAR, impressions BIGINT, unique_users BIGINT NOT NULL)"
+        )
+    with Store.open(cfg) as store:
+        columns = store.query(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'rollup_hourly'"
+        )
+        assert ("creative_id",) not in columns and ("country",) in columns
+        assert refresh(store, cfg).full_rebuild
+        assert store.query("SELECT sum(impressions)::INT FROM rollup_hourly") == [(2,)]
         assert_equal_to_full_recompute(store, cfg)

@@ -1,4 +1,4 @@
-"""Campaign metrics from the hourly rollups (or, equally, from the events themselves)."""
+"""Campaign metrics from the narrowest rollup that answers (or, equally, from the events)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,28 @@ from typing import Any, Literal
 
 import duckdb
 
-from advertisex.analytics.rollups import build_rollups, caught_up, refreshed, stale
+from advertisex.analytics.rollups import (
+    ROLLUPS,
+    caught_up,
+    facts_in_range,
+    refreshed,
+    rollup_sql,
+    stale,
+)
 from advertisex.config import Settings
 from advertisex.errors import ConfigError
 
-# --by name -> (output key, expression over the rollup table).
-GROUPS: dict[str, tuple[str, str]] = {
-    "campaign": ("campaign_id", "campaign_id"),
-    "advertiser": ("advertiser_id", "advertiser_id"),
-    "creative": ("creative_id", "creative_id"),
-    "site": ("site", "site"),
-    "country": ("country", "country"),
-    "device": ("device_type", "device_type"),
-    "hour": ("hour", "hour"),
-    "day": ("day", "CAST(hour AS DATE)"),
+# --by name -> the column of the rollups and facts it groups by (also the output key).
+GROUPS: dict[str, str] = {
+    "campaign": "campaign_id",
+    "advertiser": "advertiser_id",
+    "creative": "creative_id",
+    "site": "site",
+    "country": "country",
+    "device": "device_type",
+    "hour": "hour",
+    "day": "day",
 }
-# Groups the daily rollups hold: a report by these over whole days reads them.
-_DAILY = frozenset({"campaign", "advertiser", "country", "device", "day"})
 # Metric -> SQL over the summed rollup columns. Money is in the events' currency units: spend
 # is the sum of CPM prices / 1000 (the impression's price, else its winning bid's clearing
 # price, else the bid amount), revenue the sum of conversion values.
@@ -56,6 +61,19 @@ def _midnight(t: datetime | None) -> bool:
     return t is None or t == datetime(t.year, t.month, t.day)
 
 
+def narrowest_rollup(
+    keys: list[str], start: datetime | None, end: datetime | None, *, hourly: bool = False
+) -> str | None:
+    """The rollup with the fewest rows that holds the groups `keys` over the range (a daily one
+    when the range is in whole days, unless `hourly`), or None: then the report sums the facts."""
+    for table, rollup in ROLLUPS.items():
+        if set(keys) <= rollup.groups and (
+            rollup.grain == "hour" or (not hourly and _midnight(start) and _midnight(end))
+        ):
+            return table
+    return None
+
+
 def campaign_report(
     con: duckdb.DuckDBPyConnection,
     by: list[str],
@@ -69,14 +87,17 @@ def campaign_report(
     """One row per group: the group keys, then METRICS, biggest by impressions first.
 
     The range is in whole hours of event time: `start` counts from the start of its hour,
-    `end` (exclusive) from the start of its own. Groups and ranges in whole days read the daily
-    rollups, others the hourly ones (same figures). Invalid traffic is left out unless
-    `include_ivt`. `source` "rollups" reads the rollup tables, "events" recomputes the same
-    aggregates from the event tables (on a read-only connection too), "auto" takes the rollups
-    when they hold every committed batch and otherwise the rollups with the hours that the
-    batches they lack can change recomputed from the events (every event if the rollups were
-    never made). `settings` gives the attribution windows for "events" and "auto"
-    (defaults otherwise).
+    `end` (exclusive) from the start of its own. `source` "rollups" reads the narrowest rollup
+    that holds the groups (ROLLUPS, in order; a daily one only for a range in whole days) and,
+    for groups no rollup holds together (creative with site, country or device; site with
+    hour, country or device; site over a range not in whole days), sums the events with the
+    stored attribution instead; "events" recomputes the attribution and sums the events (on a
+    read-only connection too); "auto" takes "rollups" when they hold every committed batch and
+    otherwise an hourly rollup with the hours the batches it lacks can change recomputed from
+    the events (an incremental refresh's work, written nowhere), or "events" where no hourly
+    rollup holds the groups or none was ever made. The figures are the same every way. Invalid
+    traffic is left out unless `include_ivt`. `settings` gives the attribution windows for
+    "events" and "auto" (defaults otherwise).
     """
     unknown = [b for b in by if b not in GROUPS]
     if unknown or not by:
@@ -84,36 +105,45 @@ def campaign_report(
             f"cannot group by {', '.join(unknown) or 'nothing'}; choose from {', '.join(GROUPS)}"
         )
     keys = list(dict.fromkeys(by))
-    table, time_column = "rollup_hourly", "hour"
-    settings = settings or Settings.model_construct()
-    if source == "auto" and stale(con):
-        if refreshed(con):  # the stored rollups, with the hours they lack recomputed
-            table = caught_up(con, settings)
-        else:
-            source = "events"
-    if source == "events":
-        build_rollups(con, settings, scoped=False)
-        table = "_rollup_hourly"
-    elif table == "rollup_hourly" and set(keys) <= _DAILY and _midnight(start) and _midnight(end):
-        table, time_column = "rollup_daily", "day"
-    names = [GROUPS[b][0] for b in keys]
-    select = ", ".join(
-        f"{'day' if b == 'day' and time_column == 'day' else GROUPS[b][1]} AS {GROUPS[b][0]}"
-        for b in keys
-    )
+    names = [GROUPS[b] for b in keys]
+    table: str | None = None
+    relation = ""
+    if source == "auto" and not stale(con):
+        source = "rollups"
+    if source == "rollups":
+        table = narrowest_rollup(keys, start, end)
+        relation = table or ""
+    elif source == "auto":
+        # The rollups lag: read an hourly one with the hours that the batches it lacks can
+        # change recomputed from the events (what the next refresh will write), if ever made.
+        table = narrowest_rollup(keys, start, end, hourly=True) if refreshed(con) else None
+        if table is not None:
+            relation = caught_up(con, settings or Settings.model_construct(), table)
+        source = "events"
     where, params = [], []
+    if table is None:
+        # From the facts: with the attribution recomputed ("events"), else with the stored one
+        # (current when the rollups are).
+        facts_in_range(
+            con, settings or Settings.model_construct(), start, end, recompute=source == "events"
+        )
+        relation = f"({rollup_sql([*names, 'ivt'], '_in_facts(event_time)')})"
+        select = ", ".join(names)
+    else:
+        grain = ROLLUPS[table].grain
+        select = ", ".join(
+            "CAST(hour AS DATE) AS day" if n == "day" and grain == "hour" else n for n in names
+        )
+        for bound, op in ((start, ">="), (end, "<")):
+            if bound is not None:
+                where.append(f"{grain} {op} date_trunc('{grain}', ?::TIMESTAMP)")
+                params.append(bound)
     if not include_ivt:
         where.append("NOT ivt")
-    if start is not None:
-        where.append(f"{time_column} >= date_trunc('{time_column}', ?::TIMESTAMP)")
-        params.append(start)
-    if end is not None:
-        where.append(f"{time_column} < date_trunc('{time_column}', ?::TIMESTAMP)")
-        params.append(end)
     metrics = ", ".join(f"{sql} AS {name}" for name, sql in _METRICS.items())
     sql = f"""
     SELECT {select}, {metrics}
-    FROM {table}
+    FROM {relation}
     {"WHERE " + " AND ".join(where) if where else ""}
     GROUP BY ALL
     ORDER BY impressions DESC, {", ".join(names)}

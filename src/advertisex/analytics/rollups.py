@@ -1,4 +1,4 @@
-"""Attribution and hourly rollups, kept incrementally: only hours touched by new events change."""
+"""Attribution and rollups, kept incrementally: only hours touched by new events change."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 
@@ -22,17 +22,56 @@ ATTRIBUTION = {
     "conversion_attribution": ("_conv_attr", "conversion_time"),
     "impression_bids": ("_imp_bid", "impression_time"),
 }
-# Rollup tables: each is the SELECT of the .sql file of the same name, over the facts.
-ROLLUPS = ("rollup_hourly", "rollup_hourly_conversions")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A rollup table: the measures of rollup.sql summed by `keys` over whole `grain`s."""
+
+    keys: tuple[str, ...]  # columns of the facts, the time column (hour or day) first
+    grain: Literal["hour", "day"]
+    groups: frozenset[str]  # the report's --by groups it answers (day is a whole number of hours)
+    of: str | None = None  # summed from this finer rollup rather than from the facts
+
+
+# Narrow rollups, one per question the report and the dashboard ask, each summed straight from
+# the facts (a grain of every dimension at once would hold about one row per event). Listed
+# from the fewest rows per day to the most: a report reads the first that answers it.
+ROLLUPS: dict[str, Rollup] = {
+    "rollup_daily": Rollup(
+        ("day", "campaign_id", "advertiser_id", "country", "device_type", "ivt"),
+        "day",
+        frozenset({"day", "campaign", "advertiser", "country", "device"}),
+        of="rollup_hourly",
+    ),
+    "rollup_hourly_creative": Rollup(
+        ("hour", "campaign_id", "advertiser_id", "creative_id", "ivt"),
+        "hour",
+        frozenset({"hour", "day", "campaign", "advertiser", "creative"}),
+    ),
+    "rollup_hourly": Rollup(
+        ("hour", "campaign_id", "advertiser_id", "country", "device_type", "ivt"),
+        "hour",
+        frozenset({"hour", "day", "campaign", "advertiser", "country", "device"}),
+    ),
+    "rollup_daily_site": Rollup(
+        ("day", "campaign_id", "advertiser_id", "site", "ivt"),
+        "day",
+        frozenset({"day", "campaign", "advertiser", "site"}),
+    ),
+}
+# Conversions by type: its own SELECT (conversions are few, so every dimension is kept).
+BY_TYPE = "rollup_hourly_conversions"
 # Views and attribution steps, in order: each step reads what the ones before it wrote.
+_VIEWS = ("campaigns_view", "impressions_view")
 _STEPS = (
-    "campaigns_view",
-    "impressions_view",
+    *_VIEWS,
+    "users_impressions",
     "conversion_attribution",
     "click_attribution",
     "impression_bids",
-    "facts",
 )
+Attribution = Literal["temp", "stored"]
 
 
 @dataclass(frozen=True)
@@ -69,61 +108,137 @@ def _run(con: duckdb.DuckDBPyConnection, name: str, settings: Settings) -> None:
     con.execute(sql, {k: v for k, v in params.items() if k in used})
 
 
-def build(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped: bool) -> None:
-    """Attribution into temp tables (ATTRIBUTION's values) and the facts view: for the hours in
-    the temp table `_scope` when `scoped`, else for every event. Read-only connections too."""
+def rollup_sql(keys: tuple[str, ...] | list[str], scope: str) -> str:
+    """The SELECT of rollup.sql: the measures by `keys` of the facts `scope` keeps (a predicate
+    over their event_time); `facts` must have made the facts first."""
+    return _sql("rollup").format(keys=", ".join(keys), scope=scope)
+
+
+def _scope(con: duckdb.DuckDBPyConnection, *, scoped: bool) -> None:
+    """The macros that keep events in scope: of the hours in the temp table `_scope` (and of
+    their days) when `scoped`, else every event."""
     if scoped:
         con.execute(
             "CREATE OR REPLACE TEMP MACRO _in_scope(ts) AS "
             "date_trunc('hour', ts) IN (SELECT hour FROM _scope)"
         )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _days AS "
+            "SELECT DISTINCT CAST(hour AS DATE) AS day FROM _scope"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP MACRO _in_days(ts) AS "
+            "CAST(ts AS DATE) IN (SELECT day FROM _days)"
+        )
     else:
         con.execute("CREATE OR REPLACE TEMP MACRO _in_scope(ts) AS true")
+        con.execute("CREATE OR REPLACE TEMP MACRO _in_days(ts) AS true")
+    con.execute("CREATE OR REPLACE TEMP MACRO _in_hours(ts) AS _in_scope(ts)")
+    con.execute("CREATE OR REPLACE TEMP MACRO _in_facts(ts) AS _in_days(ts)")
+
+
+def build(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped: bool) -> None:
+    """Attribution into temp tables (ATTRIBUTION's values): for the hours in the temp table
+    `_scope` when `scoped`, else for every event. Read-only connections too."""
+    _scope(con, scoped=scoped)
+    if scoped:
+        _run(con, "impressions_to_match", settings)
+    columns = "event_id, event_time, user_id, creative_id, site, bid_request_id"
+    also = f" UNION ALL SELECT {columns} FROM _imp_also" if scoped else ""
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW _imp_todo AS "
+        f"SELECT {columns} FROM impressions WHERE _in_scope(event_time){also}"
+    )
     for step in _STEPS:
         _run(con, step, settings)
 
 
+def facts_in_range(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    recompute: bool,
+) -> None:
+    """The facts of the events from the hour of `start` to that of `end` (open where None), over
+    the attribution recomputed for every event when `recompute`, else over the stored one."""
+    if recompute:
+        build(con, settings, scoped=False)
+    else:
+        _scope(con, scoped=False)
+        for view in _VIEWS:
+            con.execute(_sql(view))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _range AS SELECT date_trunc('hour', ?::TIMESTAMP) AS lo, "
+        "date_trunc('hour', ?::TIMESTAMP) AS hi",
+        [start, end],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO _in_facts(ts) AS "
+        "coalesce(ts >= (SELECT lo FROM _range), true) "
+        "AND coalesce(ts < (SELECT hi FROM _range), true)"
+    )
+    facts(con, settings, "temp" if recompute else "stored")
+
+
+def facts(con: duckdb.DuckDBPyConnection, settings: Settings, attribution: Attribution) -> None:
+    """The facts of facts.sql over the attribution `build` left in its temp tables, or over the
+    stored attribution tables (current after a refresh)."""
+    for view, (table, (temp, _)) in zip(
+        ("_attr_clicks", "_attr_conversions", "_attr_bids"), ATTRIBUTION.items(), strict=True
+    ):
+        source = temp if attribution == "temp" else table
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+    _run(con, "facts", settings)
+
+
 def build_rollups(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped: bool) -> None:
-    """`build`, then each rollup of the facts in scope into a temp table named `_<table>`."""
+    """`build` and `facts`, then each rollup of the facts in scope into a temp table named
+    `_<table>` (the daily ones of whole days, straight from the facts)."""
     build(con, settings, scoped=scoped)
-    for table in ROLLUPS:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _{table} AS {_sql(table)}")
+    facts(con, settings, "temp")
+    for table, rollup in ROLLUPS.items():  # the daily ones too, straight from the facts
+        sql = rollup_sql(rollup.keys, f"_in_{rollup.grain}s(event_time)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _{table} AS {sql}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _{BY_TYPE} AS {_sql(BY_TYPE)}")
 
 
 def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshResult:
     """Fold every batch not yet seen (and any change to the creatives) into the attribution
-    and rollup tables, recomputing only the hours they can change; all of it on the first run
-    or with `full`. One transaction: readers see the rollups before or after, never between."""
+    and rollup tables, recomputing only the hours they can change (and, for the daily rollups,
+    their days); all of it on the first run, with `full`, or when those hours are more than
+    `rollup_full_share` of the hours rolled up. One transaction: readers see the
+    rollups before or after, never between."""
     started = time.perf_counter()
     con = store.con
     try:
         with store.transaction():
             runs = one(con, "SELECT count(*) FROM rollup_runs")
             full = full or runs[0] == 0
-            if full:
-                build(con, settings, scoped=False)
-                for table in (*ATTRIBUTION, *ROLLUPS):
-                    con.execute(f"DELETE FROM {table}")
-                keep = ""
-            else:
+            if not full:
                 _run(con, "dirty_hours", settings)
-                build(con, settings, scoped=True)
-                keep = " WHERE date_trunc('hour', {}) IN (SELECT hour FROM _scope)"
-                for table, (_, column) in ATTRIBUTION.items():
-                    con.execute(f"DELETE FROM {table}{keep.format(column)}")
-                for table in ROLLUPS:
-                    con.execute(f"DELETE FROM {table}{keep.format('hour')}")
+                dirty, rolled = one(
+                    con,
+                    "SELECT (SELECT count(*) FROM _scope), "
+                    "(SELECT count(DISTINCT hour) FROM rollup_hourly)",
+                )
+                full = dirty > settings.rollup_full_share * rolled
+            build(con, settings, scoped=not full)
+            keep = "" if full else " WHERE date_trunc('hour', {}) IN (SELECT hour FROM _scope)"
             for table, (temp, column) in ATTRIBUTION.items():
+                con.execute(f"DELETE FROM {table}{keep.format(column)}")
                 # Attribution steps also hold rows outside the scope that they had to look at;
                 # the table keeps its own rows for those hours.
                 con.execute(f"INSERT INTO {table} SELECT * FROM {temp}{keep.format(column)}")
-            for table in ROLLUPS:  # straight from the facts: 10 M rows are not copied twice
-                con.execute(f"INSERT INTO {table} {_sql(table)}")
+            # A scoped run reads the stored attribution, now current: the daily rollups of a
+            # touched day need the hours around the touched ones too.
+            facts(con, settings, "temp" if full else "stored")
+            _rollups(con, full=full)
             if full:
                 hours = one(con, "SELECT count(DISTINCT hour) FROM rollup_hourly")[0]
             else:
                 hours = one(con, "SELECT count(*) FROM _scope")[0]
-            _daily(con, settings, full=full)
             con.execute(
                 "INSERT INTO rollup_batches SELECT batch_id FROM batches "
                 "ANTI JOIN rollup_batches USING (batch_id)"
@@ -143,34 +258,40 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
     return RefreshResult(full_rebuild=full, hours=int(hours), seconds=seconds)
 
 
-def caught_up(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    """The hourly rollups as a refresh would make them now, written nowhere: a temp view of the
-    stored rows of the hours that no new batch or creative change can touch, and of those hours
-    recomputed from the events. What `report --source auto` reads while the rollups lag: it
-    costs an incremental refresh (the dirty hours), not a rebuild from every event."""
+def _rollups(con: duckdb.DuckDBPyConnection, *, full: bool) -> None:
+    """Each rollup's rows of the hours (or days) in scope, replaced by the facts' sums."""
+    # Those summed from another rollup come after it.
+    for table, rollup in sorted(ROLLUPS.items(), key=lambda item: item[1].of is not None):
+        macro = f"_in_{rollup.grain}s"
+        con.execute(f"DELETE FROM {table}" + ("" if full else f" WHERE {macro}({rollup.grain})"))
+        if rollup.of is None:
+            sql = rollup_sql(rollup.keys, f"{macro}(event_time)")
+        else:
+            sql = _sql("rollup_of").format(
+                keys=", ".join(rollup.keys), of=rollup.of, scope=f"{macro}(day)"
+            )
+        con.execute(f"INSERT INTO {table} BY NAME {sql}")
+    con.execute(f"DELETE FROM {BY_TYPE}" + ("" if full else " WHERE _in_hours(hour)"))
+    con.execute(f"INSERT INTO {BY_TYPE} BY NAME {_sql(BY_TYPE)}")
+
+
+def caught_up(con: duckdb.DuckDBPyConnection, settings: Settings, table: str) -> str:
+    """The hourly rollup `table` as a refresh would make it now, written nowhere: a temp view
+    of its stored rows of the hours no new batch or creative change can touch, and of those
+    hours recomputed from the events. What `report --source auto` reads while the rollups lag:
+    it costs an incremental refresh's work (the dirty hours), not a rebuild from every event."""
+    rollup = ROLLUPS[table]
+    assert rollup.grain == "hour" and rollup.of is None, table
     _run(con, "dirty_hours", settings)
     build(con, settings, scoped=True)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_hourly AS {_sql('rollup_hourly')}")
+    facts(con, settings, "temp")
+    sql = rollup_sql(rollup.keys, "_in_hours(event_time)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _caught_up AS {sql}")
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW _rollup_now AS "
-        "SELECT * FROM rollup_hourly WHERE hour NOT IN (SELECT hour FROM _scope) "
-        "UNION ALL BY NAME SELECT * FROM _rollup_hourly"
+        f"CREATE OR REPLACE TEMP VIEW _rollup_now AS SELECT * FROM {table} "
+        "WHERE hour NOT IN (SELECT hour FROM _scope) UNION ALL BY NAME SELECT * FROM _caught_up"
     )
     return "_rollup_now"
-
-
-def _daily(con: duckdb.DuckDBPyConnection, settings: Settings, *, full: bool) -> None:
-    """Recompute the daily rollups of the days whose hours changed, from the hourly ones."""
-    hours = "rollup_hourly" if full else "_scope"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _days AS SELECT DISTINCT CAST(hour AS DATE) AS day "
-        f"FROM {hours}"
-    )
-    _run(con, "rollup_daily", settings)
-    con.execute("DELETE FROM rollup_daily WHERE day IN (SELECT day FROM _days)")
-    if full:
-        con.execute("DELETE FROM rollup_daily")
-    con.execute("INSERT INTO rollup_daily SELECT * FROM _rollup_daily")
 
 
 def stale(con: duckdb.DuckDBPyConnection) -> bool:

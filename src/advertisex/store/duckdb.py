@@ -15,6 +15,10 @@ from advertisex.errors import ConfigError, StoreError
 from advertisex.schemas.sources import ENRICHED, ENRICHED_TYPES, SOURCES, Source
 
 SCHEMA_VERSION = 3
+_OLD_ROLLUP_HOURLY = (
+    "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+    "AND table_name = 'rollup_hourly' AND column_name = 'creative_id'"
+)
 
 BOOKKEEPING = (  # every event table's columns after its own: where each row came from
     ("source_uri", "VARCHAR"),
@@ -90,6 +94,12 @@ class Store:
         ddl = files("advertisex.store").joinpath("schema.sql").read_text()
         with self.transaction():
             self.con.execute(ddl)
+            # Issue 4 narrowed rollup_hourly (no creative, site, unique users): an older one is
+            # made again, and with no rollup run recorded the next refresh rebuilds them all.
+            if one(self.con, _OLD_ROLLUP_HOURLY)[0]:
+                self.con.execute("DROP TABLE rollup_hourly")
+                self.con.execute("DELETE FROM rollup_runs")
+                self.con.execute(ddl)
             for source in SOURCES.values():
                 self.con.execute(_events_ddl(source))
                 # Versions 2 and 3 added the enrichment columns to older stores.

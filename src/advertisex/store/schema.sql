@@ -148,13 +148,13 @@ CREATE TABLE IF NOT EXISTS impression_bids (
   win_price_micros  BIGINT
 );
 
--- Hourly aggregates by campaign x creative x site x country x device; ivt splits invalid traffic.
+-- Rollups: narrow aggregates, one per question a report asks (see analytics/rollups.py ROLLUPS);
+-- ivt splits invalid traffic. Unique users are not kept: they do not add up across rows.
+-- Hourly by campaign x country x device.
 CREATE TABLE IF NOT EXISTS rollup_hourly (
   hour                     TIMESTAMP NOT NULL,
   campaign_id              VARCHAR,
   advertiser_id            VARCHAR,
-  creative_id              VARCHAR,
-  site                     VARCHAR,
   country                  VARCHAR,
   device_type              VARCHAR,
   ivt                      BOOLEAN NOT NULL,
@@ -162,7 +162,6 @@ CREATE TABLE IF NOT EXISTS rollup_hourly (
   bids                     BIGINT NOT NULL,
   wins                     BIGINT NOT NULL,
   impressions              BIGINT NOT NULL,
-  unique_users             BIGINT NOT NULL,  -- exact within the row; not additive across rows
   spend_cpm_micros         BIGINT NOT NULL,  -- sum of CPM prices in micros: spend = this / 1e9
   clicks                   BIGINT NOT NULL,
   unattributed_clicks      BIGINT NOT NULL,
@@ -171,7 +170,45 @@ CREATE TABLE IF NOT EXISTS rollup_hourly (
   revenue_micros           BIGINT NOT NULL
 );
 
--- Conversions and revenue by type, same keys as rollup_hourly.
+-- Hourly by campaign x creative.
+CREATE TABLE IF NOT EXISTS rollup_hourly_creative (
+  hour                     TIMESTAMP NOT NULL,
+  campaign_id              VARCHAR,
+  advertiser_id            VARCHAR,
+  creative_id              VARCHAR,
+  ivt                      BOOLEAN NOT NULL,
+  bid_requests             BIGINT NOT NULL,
+  bids                     BIGINT NOT NULL,
+  wins                     BIGINT NOT NULL,
+  impressions              BIGINT NOT NULL,
+  spend_cpm_micros         BIGINT NOT NULL,
+  clicks                   BIGINT NOT NULL,
+  unattributed_clicks      BIGINT NOT NULL,
+  conversions              BIGINT NOT NULL,
+  unattributed_conversions BIGINT NOT NULL,
+  revenue_micros           BIGINT NOT NULL
+);
+
+-- Daily by campaign x site.
+CREATE TABLE IF NOT EXISTS rollup_daily_site (
+  day                      DATE NOT NULL,
+  campaign_id              VARCHAR,
+  advertiser_id            VARCHAR,
+  site                     VARCHAR,
+  ivt                      BOOLEAN NOT NULL,
+  bid_requests             BIGINT NOT NULL,
+  bids                     BIGINT NOT NULL,
+  wins                     BIGINT NOT NULL,
+  impressions              BIGINT NOT NULL,
+  spend_cpm_micros         BIGINT NOT NULL,
+  clicks                   BIGINT NOT NULL,
+  unattributed_clicks      BIGINT NOT NULL,
+  conversions              BIGINT NOT NULL,
+  unattributed_conversions BIGINT NOT NULL,
+  revenue_micros           BIGINT NOT NULL
+);
+
+-- Conversions and revenue by type, hourly by campaign x creative x site x country x device.
 CREATE TABLE IF NOT EXISTS rollup_hourly_conversions (
   hour            TIMESTAMP NOT NULL,
   campaign_id     VARCHAR,
@@ -202,8 +239,7 @@ CREATE TABLE IF NOT EXISTS rollup_runs (
   seconds      DOUBLE NOT NULL
 );
 
--- Daily aggregates by campaign x country x device, from rollup_hourly: what long-range campaign
--- reports read (no creative, site or unique users).
+-- Daily by campaign x country x device, from rollup_hourly: what long-range campaign reports read.
 CREATE TABLE IF NOT EXISTS rollup_daily (
   day                      DATE NOT NULL,
   campaign_id              VARCHAR,

@@ -12,12 +12,12 @@ WITH c AS (
 ), direct AS (
   SELECT c.event_id AS click_id, i.event_id AS impression_id, i.event_time AS impression_time,
          'impression_id' AS method
-  FROM c JOIN _imp i ON i.event_id = c.impression_id
+  FROM c JOIN impressions i ON i.event_id = c.impression_id
   QUALIFY row_number() OVER (PARTITION BY c.event_id ORDER BY i.event_time DESC) = 1
 ), lookback AS (
   SELECT c.event_id AS click_id, i.event_id AS impression_id, i.event_time AS impression_time,
          'lookback' AS method
-  FROM c JOIN _imp i
+  FROM c JOIN _imp_of_users i
     ON i.user_id = c.user_id AND i.campaign_id = c.campaign_id
    AND i.event_time BETWEEN c.event_time - to_seconds($lookback_s) AND c.event_time
    AND (c.creative_id IS NULL OR i.creative_id = c.creative_id)

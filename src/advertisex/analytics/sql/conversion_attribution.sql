@@ -16,7 +16,7 @@ WITH v AS (
 ), vt AS (
   SELECT v.event_id AS conversion_id, 'view' AS touch, i.event_id AS touch_id,
          i.event_time AS touch_time
-  FROM v JOIN _imp i
+  FROM v JOIN _imp_of_users i
     ON i.user_id = v.user_id AND i.campaign_id = v.campaign_id
    AND i.event_time BETWEEN v.event_time - to_seconds($view_through_s) AND v.event_time
   WHERE v.event_id NOT IN (SELECT conversion_id FROM ct)

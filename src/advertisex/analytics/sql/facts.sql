@@ -1,61 +1,64 @@
--- One row per event in scope with the rollup keys and what it adds, from the attribution above
--- (user_id only on impressions: the rollups count distinct users of impressions).
--- Clicks and conversions take creative, site, country and device from the impression they are
--- attributed to (a conversion: its primary touch, or the impression of its touched click) when
--- they carry none themselves; campaign is always their own. An event is invalid traffic (ivt)
--- when it or that impression carries an ivt_reason.
-CREATE OR REPLACE TEMP VIEW _facts AS
-WITH imp AS (
-  SELECT date_trunc('hour', i.event_time) AS hour, i.campaign_id, i.advertiser_id,
-         i.creative_id, i.site, i.country, i.device_type, i.ivt_reason IS NOT NULL AS ivt,
-         'impression' AS kind, NULL AS conversion_type, i.user_id,
-         coalesce(i.price_micros, m.win_price_micros, m.bid_amount_micros) AS spend_cpm_micros,
-         false AS unattributed, NULL::BIGINT AS value_micros, false AS bid, false AS won
-  FROM _imp i LEFT JOIN _imp_bid m ON m.impression_id = i.event_id
-  WHERE _in_scope(i.event_time)
-), clk AS (
-  SELECT date_trunc('hour', c.event_time) AS hour, c.campaign_id, cp.advertiser_id,
-         coalesce(c.creative_id, i.creative_id) AS creative_id, i.site,
-         coalesce(c.country, i.country) AS country,
-         coalesce(c.device_type, i.device_type) AS device_type,
-         c.ivt_reason IS NOT NULL OR i.ivt_reason IS NOT NULL AS ivt,
-         'click' AS kind, NULL AS conversion_type, NULL AS user_id, NULL::BIGINT AS spend_cpm_micros,
-         a.impression_id IS NULL AS unattributed, NULL::BIGINT AS value_micros,
-         false AS bid, false AS won
-  FROM clicks_conversions c
-  JOIN _click_attr a ON a.click_id = c.event_id
-  LEFT JOIN _imp i ON i.event_id = a.impression_id
-  LEFT JOIN _campaigns cp ON cp.campaign_id = c.campaign_id
-  WHERE c.event_type = 'click' AND _in_scope(c.event_time)
-), conv AS (
-  SELECT date_trunc('hour', c.event_time) AS hour, c.campaign_id, cp.advertiser_id,
-         coalesce(c.creative_id, i.creative_id) AS creative_id, i.site,
-         coalesce(c.country, i.country) AS country,
-         coalesce(c.device_type, i.device_type) AS device_type,
-         c.ivt_reason IS NOT NULL OR i.ivt_reason IS NOT NULL AS ivt,
-         'conversion' AS kind, c.event_type AS conversion_type, NULL AS user_id,
-         NULL::BIGINT AS spend_cpm_micros, a.touch IS NULL AS unattributed, c.value_micros,
-         false AS bid, false AS won
-  FROM clicks_conversions c
-  JOIN _conv_attr a ON a.conversion_id = c.event_id AND a.primary_touch
-  LEFT JOIN _click_attr k ON a.touch = 'click' AND k.click_id = a.touch_id
-  LEFT JOIN _imp i
-    ON i.event_id = CASE WHEN a.touch = 'view' THEN a.touch_id ELSE k.impression_id END
-  LEFT JOIN _campaigns cp ON cp.campaign_id = c.campaign_id
-  WHERE c.event_type <> 'click' AND _in_scope(c.event_time)
-), bid AS (
-  SELECT date_trunc('hour', b.event_time) AS hour, cr.campaign_id, cr.advertiser_id,
-         b.creative_id, b.site, b.country, b.device_type, b.ivt_reason IS NOT NULL AS ivt,
-         'bid_request' AS kind, NULL AS conversion_type, NULL AS user_id,
-         NULL::BIGINT AS spend_cpm_micros, false AS unattributed, NULL::BIGINT AS value_micros,
-         coalesce(b.bid_amount_micros > 0, false) AS bid,
-         coalesce(b.won, false) OR w.auction_id IS NOT NULL AS won
-  FROM bid_requests b
-  LEFT JOIN creatives cr ON cr.creative_id = b.creative_id
-  LEFT JOIN (SELECT DISTINCT auction_id FROM _imp_bid) w ON w.auction_id = b.event_id
-  WHERE _in_scope(b.event_time)
-)
-SELECT * FROM imp
-UNION ALL SELECT * FROM clk
-UNION ALL SELECT * FROM conv
-UNION ALL SELECT * FROM bid
+-- The rollup keys and measures of each event, one relation per source, over the attribution in
+-- the views _attr_clicks, _attr_conversions and _attr_bids (the refresh's temp tables or the
+-- stored ones). Clicks and conversions take creative, site, country and device from the
+-- impression they are attributed to (a conversion: its primary touch, or the impression of its
+-- touched click) when they carry none themselves; campaign is always their own. An event is
+-- invalid traffic (ivt) when it or that impression carries an ivt_reason. Clicks,
+-- conversions and bid requests are kept in temp tables, limited to the events _in_facts(ts)
+-- keeps; the impressions (many) are a view that each rollup filters and sums on its own.
+
+-- Spend: the impression's own CPM price, else its winning bid's clearing price, else the bid
+-- amount. Only impressions without a price look up their bid.
+CREATE OR REPLACE TEMP VIEW _imp_facts AS
+SELECT date_trunc('hour', event_time) AS hour, CAST(event_time AS DATE) AS day, event_time,
+       campaign_id, advertiser_id, creative_id, site, country, device_type,
+       ivt_reason IS NOT NULL AS ivt, price_micros AS spend_cpm_micros
+FROM _imp
+WHERE price_micros IS NOT NULL
+UNION ALL
+SELECT date_trunc('hour', i.event_time), CAST(i.event_time AS DATE), i.event_time, i.campaign_id,
+       i.advertiser_id, i.creative_id, i.site, i.country, i.device_type, i.ivt_reason IS NOT NULL,
+       coalesce(m.win_price_micros, m.bid_amount_micros)
+FROM _imp i LEFT JOIN _attr_bids m ON m.impression_id = i.event_id
+WHERE i.price_micros IS NULL;
+
+CREATE OR REPLACE TEMP TABLE _click_facts AS
+SELECT date_trunc('hour', c.event_time) AS hour, CAST(c.event_time AS DATE) AS day, c.event_time,
+       c.campaign_id, cp.advertiser_id, coalesce(c.creative_id, i.creative_id) AS creative_id,
+       i.site, coalesce(c.country, i.country) AS country,
+       coalesce(c.device_type, i.device_type) AS device_type,
+       c.ivt_reason IS NOT NULL OR i.ivt_reason IS NOT NULL AS ivt,
+       a.impression_id IS NULL AS unattributed
+FROM clicks_conversions c
+JOIN _attr_clicks a ON a.click_id = c.event_id
+LEFT JOIN _imp i ON i.event_id = a.impression_id
+LEFT JOIN _campaigns cp ON cp.campaign_id = c.campaign_id
+WHERE c.event_type = 'click' AND _in_facts(c.event_time);
+
+CREATE OR REPLACE TEMP TABLE _conv_facts AS
+SELECT date_trunc('hour', c.event_time) AS hour, CAST(c.event_time AS DATE) AS day, c.event_time,
+       c.campaign_id, cp.advertiser_id, coalesce(c.creative_id, i.creative_id) AS creative_id,
+       i.site, coalesce(c.country, i.country) AS country,
+       coalesce(c.device_type, i.device_type) AS device_type,
+       c.ivt_reason IS NOT NULL OR i.ivt_reason IS NOT NULL AS ivt,
+       c.event_type AS conversion_type, a.touch IS NULL AS unattributed, c.value_micros
+FROM clicks_conversions c
+JOIN _attr_conversions a ON a.conversion_id = c.event_id AND a.primary_touch
+LEFT JOIN _attr_clicks k ON a.touch = 'click' AND k.click_id = a.touch_id
+LEFT JOIN _imp i
+  ON i.event_id = CASE WHEN a.touch = 'view' THEN a.touch_id ELSE k.impression_id END
+LEFT JOIN _campaigns cp ON cp.campaign_id = c.campaign_id
+WHERE c.event_type <> 'click' AND _in_facts(c.event_time);
+
+-- A bid request won when it says so or when an impression was attributed to it. (A table:
+-- every rollup reads the bid requests, and the joins cost more than the copy.)
+CREATE OR REPLACE TEMP TABLE _bid_facts AS
+SELECT date_trunc('hour', b.event_time) AS hour, CAST(b.event_time AS DATE) AS day, b.event_time,
+       cr.campaign_id, cr.advertiser_id, b.creative_id, b.site, b.country, b.device_type,
+       b.ivt_reason IS NOT NULL AS ivt, coalesce(b.bid_amount_micros > 0, false) AS bid,
+       coalesce(b.won, false) OR w.auction_id IS NOT NULL AS won
+FROM bid_requests b
+LEFT JOIN creatives cr ON cr.creative_id = b.creative_id
+LEFT JOIN (SELECT DISTINCT auction_id FROM _attr_bids WHERE _in_facts(bid_time)) w
+  ON w.auction_id = b.event_id
+WHERE _in_facts(b.event_time);

@@ -1,32 +1,20 @@
--- Impressions in scope (and those that bid requests in scope may have won) -> the bid request
--- that won them: the one named by bid_request_id; for an impression that names none, the latest
--- bid request of the same user, creative and site at most bid_match_s before it, ties to the
--- greater event_id. (An impression naming an auction the store lacks stays unmatched.)
+-- The impressions to match (_imp_todo) -> the bid request that won them: the one named by
+-- bid_request_id; for an impression that names none, the latest bid request of the same user,
+-- creative and site at most bid_match_s before it, ties to the greater event_id. (An impression
+-- naming an auction the store lacks stays unmatched.) _imp_todo is read once per branch rather
+-- than as a shared CTE: a full run's 10 M impressions are then streamed, not materialized.
 CREATE OR REPLACE TEMP TABLE _imp_bid AS
-WITH b AS (
-  SELECT event_id, event_time, user_id, creative_id, site
-  FROM bid_requests
-  WHERE _in_scope(event_time)
-), i AS (
-  SELECT event_id, event_time, user_id, creative_id, site, bid_request_id
-  FROM impressions
-  WHERE _in_scope(event_time)
-     OR bid_request_id IN (SELECT event_id FROM b)
-     OR event_id IN (
-          SELECT i.event_id FROM impressions i JOIN b
-            ON i.bid_request_id IS NULL AND i.user_id = b.user_id AND i.creative_id = b.creative_id AND i.site = b.site
-           AND i.event_time BETWEEN b.event_time AND b.event_time + to_seconds($bid_match_s))
-), direct AS (
+WITH direct AS (
   SELECT i.event_id AS impression_id, i.event_time AS impression_time, r.event_id AS auction_id,
          'bid_request_id' AS method,
          r.event_time AS bid_time, r.bid_amount_micros, r.win_price_micros
-  FROM i JOIN bid_requests r ON r.event_id = i.bid_request_id
+  FROM _imp_todo i JOIN bid_requests r ON r.event_id = i.bid_request_id
   QUALIFY row_number() OVER (PARTITION BY i.event_id ORDER BY r.event_time DESC) = 1
 ), near AS (
   SELECT i.event_id AS impression_id, i.event_time AS impression_time, r.event_id AS auction_id,
          'window' AS method,
          r.event_time AS bid_time, r.bid_amount_micros, r.win_price_micros
-  FROM i JOIN bid_requests r
+  FROM _imp_todo i JOIN bid_requests r
     ON r.user_id = i.user_id AND r.creative_id = i.creative_id AND r.site = i.site
    AND r.event_time BETWEEN i.event_time - to_seconds($bid_match_s) AND i.event_time
   WHERE i.bid_request_id IS NULL

@@ -1,6 +1,6 @@
--- The daily aggregates of the days in scope, from the hourly ones (`_days` lists the days).
-CREATE OR REPLACE TEMP TABLE _rollup_daily AS
-SELECT CAST(hour AS DATE) AS day, campaign_id, advertiser_id, country, device_type, ivt,
+-- A rollup summed from a finer hourly one ({of}): its rows that {scope} keeps, by {keys}
+-- (day is the day of the hour).
+SELECT {keys},
        sum(bid_requests)::BIGINT AS bid_requests, sum(bids)::BIGINT AS bids,
        sum(wins)::BIGINT AS wins, sum(impressions)::BIGINT AS impressions,
        sum(spend_cpm_micros)::BIGINT AS spend_cpm_micros, sum(clicks)::BIGINT AS clicks,
@@ -8,6 +8,6 @@ SELECT CAST(hour AS DATE) AS day, campaign_id, advertiser_id, country, device_ty
        sum(conversions)::BIGINT AS conversions,
        sum(unattributed_conversions)::BIGINT AS unattributed_conversions,
        sum(revenue_micros)::BIGINT AS revenue_micros
-FROM rollup_hourly
-WHERE CAST(hour AS DATE) IN (SELECT day FROM _days)
+FROM (SELECT CAST(hour AS DATE) AS day, * FROM {of})
+WHERE {scope}
 GROUP BY ALL
