@@ -28,6 +28,7 @@ from advertisex.errors import InputError
 from advertisex.formats import Decoded, decode
 from advertisex.pipeline.enrich import Enricher
 from advertisex.pipeline.extract import extract_sql, raw_sql
+from advertisex.pipeline.profile import profile_fields
 from advertisex.pipeline.route import route
 from advertisex.pipeline.standardize import standardize_sql
 from advertisex.pipeline.validate import Rules, validate_sql
@@ -302,6 +303,10 @@ class Runner:
         batch_id = int(row[0])
         con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
         self.enricher.enrich(con, "_advx_batch", source)
+        profile_fields(
+            con, batch_id, source, kind, rel_in, schema, "_advx_batch", now,
+            self.settings.field_sample_rows,
+        )  # fmt: skip
         lo, hi = one(
             con, "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
         ) or (None, None)
