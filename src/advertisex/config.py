@@ -150,9 +150,9 @@ class Settings(BaseSettings):
     alert_send_attempts: int = Field(default=4, ge=1, le=10)
     alert_send_backoff_seconds: float = Field(default=1.0, ge=0, le=60)
     alert_send_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    # Schema drift: records of each batch whose fields and types are profiled (field_stats)
-    # for the unknown_field and field_type checks; 0 turns the profile off.
-    field_sample_rows: int = Field(default=2000, ge=0, le=1_000_000)
+    # Schema drift: the share of each batch's records (at least 100 of them) whose fields and
+    # types are profiled (field_stats) for the unknown_field and field_type checks; 0: off.
+    field_sample_percent: float = Field(default=1.0, ge=0, le=100)
     # Batch ingest: write a node_exporter textfile-collector file and/or push to a Pushgateway.
     metrics_file: Path | None = None
     pushgateway_url: str | None = None

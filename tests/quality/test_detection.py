@@ -47,9 +47,10 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, St
         clicks=IMPRESSIONS // 5,
     )
     # the generator's bid log covers about a fifth of the impressions; its batches are whole
-    # files spanning up to a day, so the profile samples more records per batch than live
+    # files spanning up to a day: every record is profiled, as live traffic this thin would be
+    # (its batches would be small, and at least 100 records of each are profiled)
     settings = load_settings(
-        db=out / "store.duckdb", impression_without_bid_rate_max=0.95, field_sample_rows=20_000
+        db=out / "store.duckdb", impression_without_bid_rate_max=0.95, field_sample_percent=100
     )
     with Store.open(settings) as store:
         load_creatives(store, out / "input" / "dims" / "creatives.csv")

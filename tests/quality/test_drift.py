@@ -5,6 +5,7 @@ profiles each batch into field_stats; the checks read it."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -13,7 +14,7 @@ import pytest
 
 from advertisex.config import Settings, load_settings
 from advertisex.pipeline.profile import profile_fields
-from advertisex.quality import Finding, run_checks
+from advertisex.quality import Finding, run_checks, run_cycle
 from advertisex.schemas.fields import known_paths
 from advertisex.schemas.sources import SOURCES
 from advertisex.store import Store
@@ -113,15 +114,27 @@ def test_the_profile_is_written_with_each_batch_and_can_be_turned_off(tmp_path: 
     record = {"creative_id": 1, "timestamp": "2026-11-20 10:00:00", "website": "a.com",
               "device": {"ua": "x", "model": "y"}, "tags": [1]}  # fmt: skip
     path = tmp_path / "imps.ndjson"
-    path.write_text("".join(json.dumps({**record, "user_id": k}) + "\n" for k in range(30)))
-    for rows, expected in ((10, 10), (0, None)):
-        settings = load_settings(db=tmp_path / f"s{rows}.duckdb", field_sample_rows=rows)
+    path.write_text("".join(json.dumps({**record, "user_id": k}) + "\n" for k in range(300)))
+    # 1 % of 300 is 3, but at least 100 records are profiled; 50 % is 150; 0 turns it off
+    for percent, expected in ((1.0, 100), (50.0, 150), (0.0, None)):
+        settings = load_settings(db=tmp_path / f"s{percent}.duckdb", field_sample_percent=percent)
         with Store.open(settings) as store:
             ingest(store, settings, path)
             got = dict(store.query("SELECT field, sum(n) FROM field_stats GROUP BY ALL"))
         if expected is None:
             assert got == {}
             continue
-        assert got[""] == expected  # a sample of 10 of the 30 records
+        assert got[""] == expected
         assert got["device.model"] == expected and got["tags"] == expected
         assert "tags[0]" not in got  # inside an unknown field: not walked
+
+
+def test_the_check_cycle_drops_profiles_no_check_can_read(
+    events: Events, settings: Settings
+) -> None:
+    old = AS_OF - timedelta(days=settings.quality_baseline_days + 3)
+    events.impressions([old, WINDOW_START])
+    events.arrive()
+    run_cycle(events.store, settings, sinks=[], as_of=AS_OF)
+    minutes = events.store.query("SELECT DISTINCT minute FROM field_stats ORDER BY 1")
+    assert minutes == [(WINDOW_START.replace(second=0),)]

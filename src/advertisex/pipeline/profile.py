@@ -14,6 +14,7 @@ its writer schema's fields (types under the JSON names), on every sampled record
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import duckdb
@@ -21,6 +22,11 @@ import pyarrow as pa
 
 from advertisex.schemas.fields import known_paths
 from advertisex.schemas.sources import Source
+from advertisex.store import one
+
+# Small batches (the collector's, a Kafka partition's) are profiled up to this many records,
+# so that low traffic still gives the checks enough to judge.
+MIN_SAMPLE = 100
 
 # JSON types as DuckDB's json_tree names them -> the profile's names
 _JSON_TYPES = (
@@ -37,11 +43,17 @@ def profile_fields(
     schema: pa.Schema,
     batch: str,
     now: datetime,
-    sample_rows: int,
+    percent: float,
 ) -> None:
-    """Insert the batch's profile into field_stats. `relation` is the decoded input, `batch` the
-    transformed batch (its `_record`, `event_time` and `_reason`)."""
-    if sample_rows <= 0:
+    """Insert the batch's profile into field_stats: `percent` % of the records of `relation`
+    (the decoded input), at least MIN_SAMPLE of them, joined to the accepted rows of `batch` (the
+    transformed batch: `_record`, `event_time`, `_reason`)."""
+    if percent <= 0:
+        return
+    row = one(con, f"SELECT count(*) FROM {relation}")
+    records = int(row[0]) if row else 0
+    sample_rows = max(min(records, MIN_SAMPLE), math.ceil(records * percent / 100))
+    if sample_rows == 0:
         return
     sampled = f"""
       SELECT i.*, date_trunc('minute', b.event_time) AS minute

@@ -305,7 +305,7 @@ class Runner:
         self.enricher.enrich(con, "_advx_batch", source)
         profile_fields(
             con, batch_id, source, kind, rel_in, schema, "_advx_batch", now,
-            self.settings.field_sample_rows,
+            self.settings.field_sample_percent,
         )  # fmt: skip
         lo, hi = one(
             con, "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import start_http_server
 
@@ -47,6 +47,7 @@ def run_cycle(
     """
     as_of = as_of or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     findings = run_checks(store.con, settings, as_of)
+    prune_profiles(store, as_of, settings)
     changes = evaluate(store, findings, as_of, settings.alert_for_seconds)
     metrics.record_findings(findings)
     metrics.record_store(store)
@@ -58,6 +59,13 @@ def run_cycle(
     else:
         notify(sinks_from(settings) if sinks is None else sinks, changes)
     return CycleResult(as_of, findings, changes)
+
+
+def prune_profiles(store: Store, as_of: datetime, settings: Settings) -> None:
+    """Drop the batch profiles (field_stats) that no check can read any more: event time before
+    the oldest baseline window (quality_baseline_days + 1 days before `as_of`, and a day more)."""
+    horizon = as_of - timedelta(days=settings.quality_baseline_days + 2)
+    store.con.execute("DELETE FROM field_stats WHERE minute < ?", [horizon])
 
 
 def watch(
