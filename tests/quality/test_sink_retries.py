@@ -89,6 +89,13 @@ def test_email_is_retried_after_a_temporary_smtp_failure(store: Store, tmp_path:
         )
         (sink,) = sinks_from(settings)
         assert isinstance(sink, EmailSink)
+        # exported from the start (at 0 the first time), so a first failure is an increase
+        assert (
+            REGISTRY.get_sample_value(
+                "advx_alert_notifications_total", {"sink": "email", "outcome": "error"}
+            )
+            is not None
+        )
         notify([sink], _fired(store))
     assert box.refused == 1
     (msg,) = box.messages

@@ -227,6 +227,9 @@ def sinks_from(settings: Settings) -> list[Sink]:
         sinks.append(AlertmanagerSink(settings.alertmanager_url, retry))
     if settings.smtp_host and settings.smtp_to:
         sinks.append(EmailSink(settings, retry))
+    for sink in sinks:  # exported at 0 from the start, so that a first failure is an increase
+        for outcome in ("ok", "retry", "error", "dropped"):
+            NOTIFICATIONS.labels(sink.name, outcome)
     return sinks
 
 
