@@ -145,7 +145,6 @@ class Settings(BaseSettings):
     # Bid logs are often sampled: set this to the share of impressions your bid log misses.
     impression_without_bid_rate_max: float = Field(default=0.9, ge=0, le=1)
     country_mismatch_rate_max: float = Field(default=0.05, ge=0, le=1)
-    null_rate_increase_max: float = Field(default=0.2, ge=0, le=1)
     # An alert is pending while its check fails, and fires once it has failed this long.
     alert_for_seconds: int = Field(default=120, ge=0)
     alert_log: bool = True
@@ -158,6 +157,16 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "advertisex@localhost"
     smtp_to: Annotated[tuple[str, ...], NoDecode] = ()
+    # A delivery that fails for a reason that may pass (connection refused, timeout, HTTP 5xx,
+    # 408 or 429, SMTP 4xx) is tried again, up to alert_send_attempts tries in all, after
+    # backoff, 2 x backoff, 4 x backoff ... seconds; then it is logged and counted as failed.
+    # serve and `check --watch` deliver on a thread of their own: the checks never wait.
+    alert_send_attempts: int = Field(default=4, ge=1, le=10)
+    alert_send_backoff_seconds: float = Field(default=1.0, ge=0, le=60)
+    alert_send_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Schema drift: the share of each batch's records (at least 100 of them) whose fields and
+    # types are profiled (field_stats) for the unknown_field and field_type checks; 0: off.
+    field_sample_percent: float = Field(default=1.0, ge=0, le=100)
     # Batch ingest: write a node_exporter textfile-collector file and/or push to a Pushgateway.
     metrics_file: Path | None = None
     pushgateway_url: str | None = None

@@ -28,8 +28,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> str:
 
 def test_promtool_checks_config_and_rules() -> None:
     out = run(binary("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
-    assert "SUCCESS: 8 rules found" in out
-    assert "SUCCESS: 8 rules found" in run(binary("promtool"), "check", "rules", str(RULES))
+    assert "SUCCESS: 9 rules found" in out
+    assert "SUCCESS: 9 rules found" in run(binary("promtool"), "check", "rules", str(RULES))
 
 
 def test_promtool_rule_unit_tests() -> None:

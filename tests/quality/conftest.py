@@ -92,6 +92,10 @@ class Events:
                 f"UPDATE {table} SET ingested_at = event_time + to_seconds(?)",
                 [delay.total_seconds()],
             )
+        con.execute(
+            "UPDATE field_stats SET ingested_at = minute + to_seconds(?)",
+            [delay.total_seconds() + 60],  # the profile is by minute: its last event
+        )
         con.execute("UPDATE rejects SET rejected_at = ?", [AS_OF - timedelta(minutes=1)])
         con.execute("UPDATE batches SET committed_at = ?", [AS_OF - timedelta(minutes=1)])
 

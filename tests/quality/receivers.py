@@ -24,18 +24,25 @@ def free_port() -> int:
 
 @dataclass
 class Received:
-    requests: list[tuple[str, Any]] = field(default_factory=list)  # (path, JSON body)
+    requests: list[tuple[str, Any]] = field(default_factory=list)  # (path, JSON body) accepted
+    refused: list[tuple[str, Any]] = field(default_factory=list)  # answered with an error
     event: threading.Event = field(default_factory=threading.Event)
 
 
 @contextmanager
-def http_receiver() -> Iterator[tuple[str, Received]]:
-    """An HTTP server on 127.0.0.1 that records every POSTed JSON body; yields its base URL."""
+def http_receiver(fail_first: int = 0, status: int = 503) -> Iterator[tuple[str, Received]]:
+    """An HTTP server on 127.0.0.1 that records every POSTed JSON body; yields its base URL.
+    The first `fail_first` requests are answered `status` (a receiver restarting) instead."""
     got = Received()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if len(got.refused) < fail_first:
+                got.refused.append((self.path, json.loads(body)))
+                self.send_response(status)
+                self.end_headers()
+                return
             got.requests.append((self.path, json.loads(body)))
             got.event.set()
             self.send_response(200)
@@ -57,8 +64,13 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
 @dataclass
 class Mailbox:
     messages: list[Message] = field(default_factory=list)
+    fail_first: int = 0  # answer the first messages with this many temporary failures
+    refused: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refused < self.fail_first:
+            self.refused += 1
+            return "451 4.3.0 mailbox busy, try again later"
         msg = message_from_bytes(envelope.content)
         msg["X-Rcpt"] = ", ".join(envelope.rcpt_tos)
         self.messages.append(msg)
@@ -66,9 +78,10 @@ class Mailbox:
 
 
 @contextmanager
-def smtp_receiver() -> Iterator[tuple[int, Mailbox]]:
-    """aiosmtpd on 127.0.0.1; yields its port and the messages it received."""
-    box = Mailbox()
+def smtp_receiver(fail_first: int = 0) -> Iterator[tuple[int, Mailbox]]:
+    """aiosmtpd on 127.0.0.1; yields its port and the messages it received. The first
+    `fail_first` messages get a temporary failure (451) instead."""
+    box = Mailbox(fail_first=fail_first)
     controller = Controller(box, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:

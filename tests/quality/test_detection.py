@@ -5,6 +5,7 @@ alert. (bench/quality_bench.py measures the same over every moment of a larger d
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -45,8 +46,12 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, St
         start=date(2026, 11, 1),
         clicks=IMPRESSIONS // 5,
     )
-    # the generator's bid log covers about a fifth of the impressions
-    settings = load_settings(db=out / "store.duckdb", impression_without_bid_rate_max=0.95)
+    # the generator's bid log covers about a fifth of the impressions; its batches are whole
+    # files spanning up to a day: every record is profiled, as live traffic this thin would be
+    # (its batches would be small, and at least 100 records of each are profiled)
+    settings = load_settings(
+        db=out / "store.duckdb", impression_without_bid_rate_max=0.95, field_sample_percent=100
+    )
     with Store.open(settings) as store:
         load_creatives(store, out / "input" / "dims" / "creatives.csv")
         Runner(store, settings).ingest_paths(expand_paths([str(out / "input" / "data")]))
@@ -70,12 +75,13 @@ def test_every_incident_kind_is_detected_within_15_minutes(replayed: Any) -> Non
 
 
 @pytest.mark.slow
-def test_a_clean_day_raises_at_most_one_false_alert(replayed: Any) -> None:
+def test_each_day_after_the_warm_up_raises_at_most_one_false_alert(replayed: Any) -> None:
     truth, store, settings = replayed
     clean = from_epoch(truth["incidents"][0]["start"]).replace(hour=0) - timedelta(days=1)
-    times = evaluation_times(clean, clean + timedelta(days=1), timedelta(hours=2))
+    times = evaluation_times(clean, clean + timedelta(days=4), timedelta(hours=3))
     _, false = score(truth["incidents"], replay(store.con, settings, times))
-    assert len(false) <= 1, [f.summary for _, f in false]
+    per_day = Counter(t.date() for t, _ in false)
+    assert max(per_day.values(), default=0) <= 1, [f.summary for _, f in false]
 
 
 def test_generate_incidents_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
@@ -97,6 +103,12 @@ def test_generate_incidents_from_the_command_line(cli: Cli, tmp_path: Path) -> N
         "impressions_incident_malformed.ndjson",
         "impressions_incident_schema.ndjson",
     ]
+    # the clean traffic keeps one mix of shapes: the seed-shape rows come from every day, not
+    # from the last day only (a change of shape that no incident labels)
+    data = tmp_path / "b" / "data"
+    assert (data / "clicks" / "clicks_all_days_legacy.csv").is_file()
+    legacy = (data / "impressions" / "impressions_all_days_legacy.ndjson").read_text()
+    assert len({json.loads(line)["timestamp"][:10] for line in legacy.splitlines()}) >= 4
     # the truth still reconciles with what is written
     for s in truth["sources"].values():
         assert s["received"] == s["valid"] + s["duplicates"] + sum(s["rejected_by_reason"].values())

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from advertisex.config import load_settings
-from advertisex.quality.metrics import FRESHNESS, record_store
+from advertisex.config import Settings, load_settings
+from advertisex.quality.metrics import FRESHNESS, STAGES, record_store, timed
 from advertisex.store import Store
 from tests.conftest import Cli, ingest
 from tests.quality.procs import binary, get, process, wait_http
@@ -116,3 +118,57 @@ def test_freshness_metric_is_in_utc_whatever_the_session_zone(tmp_path: Path) ->
         record_store(store)
     age = REGISTRY.get_sample_value("advx_freshness_seconds", {"source": "impressions"})
     assert age is not None and 0 <= age < 120  # the newest event is 30 s old, not 5 h
+
+
+def test_stage_timer_observes_each_stage_of_a_batch() -> None:
+    def seen(stage: str) -> tuple[float, float]:
+        got = _samples(generate_latest(REGISTRY).decode())
+        labels = (("source", "clicks_conversions"), ("stage", stage))
+        return (
+            got.get(("advx_stage_duration_seconds_count", labels), 0.0),
+            got.get(("advx_stage_duration_seconds_sum", labels), 0.0),
+        )
+
+    count0, sum0 = seen("enrich")
+    with timed("enrich", "clicks_conversions"):
+        time.sleep(0.05)
+    count1, sum1 = seen("enrich")
+    assert count1 - count0 == 1
+    assert 0.05 <= sum1 - sum0 < 1.0
+    # a stage that fails took its time too
+    with pytest.raises(RuntimeError), timed("commit", "clicks_conversions"):
+        raise RuntimeError("store gone")
+    assert seen("commit")[0] >= 1
+    unknown = "unknown stage 'dedupe'; one of decode, transform"
+    with pytest.raises(ValueError, match=unknown), timed("dedupe", "clicks_conversions"):
+        pass
+
+
+def test_ingest_observes_every_stage_of_each_batch(
+    tmp_path: Path, store: Store, settings: Settings
+) -> None:
+    def counts() -> dict[str, float]:
+        got = _samples(generate_latest(REGISTRY).decode())
+        return {
+            stage: got.get(
+                (
+                    "advx_stage_duration_seconds_count",
+                    (("source", "impressions"), ("stage", stage)),
+                ),
+                0.0,
+            )
+            for stage in STAGES
+        }
+
+    path = tmp_path / "imp.ndjson"
+    path.write_text(
+        "".join(
+            f'{{"impression_id": "i{i}", "creative_id": 1, "user_id": 2, '
+            '"timestamp": "2023-11-01 10:00:00"}\n'
+            for i in range(50)
+        )
+    )
+    before = counts()
+    ingest(store, settings, path)
+    after = counts()
+    assert {stage: after[stage] - before[stage] for stage in STAGES} == dict.fromkeys(STAGES, 1.0)

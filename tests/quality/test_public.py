@@ -18,4 +18,4 @@ def test_public_names() -> None:
         ]
     )
     assert all(hasattr(quality, name) for name in quality.__all__)
-    assert len({c.name for c in quality.CHECKS}) == len(quality.CHECKS) == 16
+    assert len({c.name for c in quality.CHECKS}) == len(quality.CHECKS) == 18

@@ -11,6 +11,7 @@ import logging
 import threading
 
 from advertisex.config import Settings
+from advertisex.quality.sinks import Notifier, sinks_from
 from advertisex.store import Store
 from advertisex.store.duckdb import configure
 
@@ -25,6 +26,8 @@ class Jobs:
         configure(con, settings)
         self._store = Store(con, store.path)
         self._settings = settings
+        # alert deliveries (and their retries) on a thread of their own: the job goes on
+        self._notifier = Notifier(sinks_from(settings))
         self._stop = threading.Event()
         self.runs = 0
         self._thread = threading.Thread(target=self._loop, name="advx-jobs", daemon=True)
@@ -40,7 +43,7 @@ class Jobs:
 
         try:
             refresh(self._store, self._settings)
-            run_cycle(self._store, self._settings)
+            run_cycle(self._store, self._settings, self._notifier)
         except Exception:  # logged; the next run tries again
             log.exception("serve: the rollup/check job failed")
         self.runs += 1
@@ -48,4 +51,5 @@ class Jobs:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+        self._notifier.close()
         self._store.close()

@@ -103,9 +103,12 @@ def draw_events(
     window: Window,
     total: int | None,
     ivt_rng: np.random.Generator | None = None,
+    steady: bool = False,
 ) -> Events:
     """Clicks on real earlier impressions (within 24 h), conversions on real earlier clicks.
 
+    The rows in the seed shape (no ids) come from the last day, or from every day when
+    `steady` (labelled incidents: the clean traffic must not change shape mid-run).
     `total` fixes the number of clicks plus conversions; by default each campaign's CTR
     and conversion rate decide.
     """
@@ -128,7 +131,8 @@ def draw_events(
     click_campaign = imps.campaign[source]
     n_clicks = len(source)
 
-    last_day = window.day_of(click_ts) == window.days - 1
+    from_day = 0 if steady else window.days - 1
+    last_day = window.day_of(click_ts) >= from_day
     click_key = pl.DataFrame({"t": click_ts, "u": imps.user[source], "c": click_campaign})
     legacy_clicks = (
         _unique_sample(rng, click_key, last_day, min(500, max(2, n_clicks // 50)))
@@ -169,7 +173,7 @@ def draw_events(
     campaign = np.concatenate([click_campaign, click_campaign[parent]])
     user = imps.user[np.concatenate([source, source[parent]])]
     conv_last_day = np.zeros(n_clicks + n_conv, dtype=np.bool_)
-    conv_last_day[n_clicks:] = window.day_of(conv_ts) == window.days - 1
+    conv_last_day[n_clicks:] = window.day_of(conv_ts) >= from_day
     key = pl.DataFrame({"t": ts, "u": user, "c": campaign, "k": kind})
     legacy_convs = _unique_sample(rng, key, conv_last_day, min(100, n_conv // 20))
     legacy = np.zeros(n_clicks + n_conv, dtype=np.bool_)
@@ -194,7 +198,7 @@ def draw_events(
     legacy_file = None
     if not regular.all():
         legacy_file = len(names)
-        names.append(f"clicks_{window.date(window.days - 1)}_legacy.csv")
+        names.append(f"clicks_{'all_days' if steady else window.date(from_day)}_legacy.csv")
         row_file[~regular] = legacy_file
     return Events(
         ts=ts[order],

@@ -78,9 +78,13 @@ class Impressions:
 
 
 def draw_impressions(
-    rng: np.random.Generator, catalog: Catalog, window: Window, n: int
+    rng: np.random.Generator, catalog: Catalog, window: Window, n: int, steady: bool = False
 ) -> Impressions:
-    """`n` impressions over the window and their file layout."""
+    """`n` impressions over the window and their file layout.
+
+    The seed-shape rows come from the last day, or from every day when `steady` (labelled
+    incidents: the clean traffic must not change shape mid-run).
+    """
     ts = draw_times(rng, window, n)
     user = draw(rng, catalog.user_weight, n)
     creative = draw(rng, catalog.creative_weight, n)
@@ -101,7 +105,8 @@ def draw_impressions(
     key_clash = (
         pl.DataFrame({"u": user, "c": creative, "t": ts, "h": host}).is_duplicated().to_numpy()
     )
-    candidates = np.flatnonzero((day == window.days - 1) & regular & ~key_clash)
+    from_day = 0 if steady else window.days - 1
+    candidates = np.flatnonzero((day >= from_day) & regular & ~key_clash)
     legacy_size = min(1000, max(10, n // 500), len(candidates)) if n >= 100 else 0
     legacy = np.sort(rng.choice(candidates, legacy_size, replace=False))
     regular[legacy] = False
@@ -120,7 +125,7 @@ def draw_impressions(
         row_file[n_day0 - tail : n_day0] = tail_file
     if legacy_size:
         legacy_file = len(names)
-        names.append(f"impressions_{window.date(window.days - 1)}_legacy.ndjson")
+        names.append(f"impressions_{'all_days' if steady else window.date(from_day)}_legacy.ndjson")
         row_file[legacy] = legacy_file
     return Impressions(
         ts=ts,

@@ -104,8 +104,8 @@ def take_out(
     regular = imps.regular
     for inc in incidents:
         rows = _during(imps.ts, inc) & regular
-        if inc.kind == "silent_source":
-            row_file[rows] = -1
+        if inc.kind == "silent_source":  # every producer, the seed-shape one too
+            row_file[_during(imps.ts, inc)] = -1
         elif inc.kind == "volume_drop":
             mine = rows & _of(imps.campaign, catalog, inc.campaign)
             row_file[mine & (rng.random(len(rows)) < 0.8)] = -1

@@ -79,8 +79,8 @@ def generate(
         return np.random.default_rng([seed, part])
 
     catalog, ivt_users = adjust_users(stream(8), build_catalog(stream(1), impressions, start.year))
-    imps = draw_impressions(stream(2), catalog, window, impressions)
-    events = draw_events(stream(3), catalog, imps, window, clicks, stream(9))
+    imps = draw_impressions(stream(2), catalog, window, impressions, steady=incidents)
+    events = draw_events(stream(3), catalog, imps, window, clicks, stream(9), steady=incidents)
     auctions = impressions // 2 if bid_requests is None else bid_requests
     bids = draw_bids(stream(4), catalog, imps, window, auctions)
     planned: list[_incidents.Incident] = []

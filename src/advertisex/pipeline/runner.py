@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,9 +29,11 @@ from advertisex.errors import InputError
 from advertisex.formats import Decoded, decode
 from advertisex.pipeline.enrich import Enricher
 from advertisex.pipeline.extract import extract_sql, raw_sql
+from advertisex.pipeline.profile import profile_fields
 from advertisex.pipeline.route import route
 from advertisex.pipeline.standardize import standardize_sql
 from advertisex.pipeline.validate import Rules, validate_sql
+from advertisex.quality.metrics import STAGE_SECONDS, timed
 from advertisex.schemas.reasons import Reason
 from advertisex.schemas.sources import SOURCES, Source
 from advertisex.sources.batch import Format, RawBatch
@@ -191,8 +194,13 @@ class Runner:
         decoder = self.con.cursor()
         try:
             batches = read_file_batches(fi, self.settings.batch_bytes, resume_offset, resume_record)
-            for batch, decoded in ahead((b, decode(b, decoder)) for b in batches):
-                counts = self.process_batch(batch, source, fi, decoded=decoded)
+
+            def decode_timed(b: RawBatch) -> tuple[RawBatch, Decoded]:
+                with timed("decode", source.name):
+                    return b, decode(b, decoder)
+
+            for batch, decoded_batch in ahead(decode_timed(b) for b in batches):
+                counts = self.process_batch(batch, source, fi, decoded=decoded_batch)
                 report.sources[source.name].add(counts)
                 if on_batch:
                     on_batch(batch.end_offset, counts.received)
@@ -245,7 +253,8 @@ class Runner:
         `decoded` is the batch already decoded, when that was done ahead.
         """
         if decoded is None:
-            decoded = decode(batch, self.con)
+            with timed("decode", source.name):
+                decoded = decode(batch, self.con)
         if origins is not None:
             decoded = origins.apply(decoded)
         now = _now()
@@ -267,7 +276,7 @@ class Runner:
                     con.execute(
                         "DELETE FROM rejects WHERE reject_id IN (SELECT unnest(?))", [replaces]
                     )
-                return self._load(
+                counts = self._load(
                     batch,
                     source,
                     fi,
@@ -279,6 +288,9 @@ class Runner:
                     decoded.records.schema,
                     positions,
                 )
+                committing = time.perf_counter()
+            STAGE_SECONDS.labels(source.name, "commit").observe(time.perf_counter() - committing)
+            return counts
         finally:
             con.unregister(rel_in)
             con.unregister(rel_rej)
@@ -300,8 +312,36 @@ class Runner:
         row = one(con, "SELECT nextval('batch_ids')")
         assert row is not None
         batch_id = int(row[0])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
-        enriched = self.enricher.enrich(con, "_advx_batch", source)
+        with timed("transform", source.name):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _advx_batch AS {sql}")
+        with timed("enrich", source.name):
+            enriched = self.enricher.enrich(con, "_advx_batch", source)
+        profile_fields(
+            con, batch_id, source, kind, rel_in, schema, "_advx_batch", now,
+            self.settings.field_sample_percent,
+        )  # fmt: skip
+        with timed("load", source.name):
+            return self._store(
+                batch, source, fi, kind, rel_in, rel_rej, now, schema, positions, batch_id, enriched
+            )
+
+    def _store(
+        self,
+        batch: RawBatch,
+        source: Source,
+        fi: FileInput | None,
+        kind: str,
+        rel_in: str,
+        rel_rej: str,
+        now: datetime,
+        schema: pa.Schema,
+        positions: Positions | None,
+        batch_id: int,
+        enriched: str,
+    ) -> SourceCounts:
+        """The enriched batch into the event table (deduplicated), its rejects, its batch
+        record and its position: everything but the commit."""
+        con = self.con
         lo, hi = one(
             con, "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
         ) or (None, None)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import duckdb
 
 from advertisex.config import Settings
+from advertisex.schemas.fields import known_paths
 from advertisex.schemas.sources import MONEY, SOURCES
 from advertisex.store import one
 
@@ -84,6 +85,10 @@ class Check:
 
 
 ALL = tuple(SOURCES)
+# Band checks on the share of records with some shape (null rate, unknown field, field type):
+# the smallest scale of their band, i.e. with quality_band_z = 5 a share must move by more
+# than 10 points from its seasonal median before it fails.
+_SHARE_FLOOR = 0.02
 
 
 def _poisson(baseline: float, n: int) -> float:
@@ -201,7 +206,34 @@ CHECKS: tuple[Check, ...] = (
         "Schema drift: a producer renamed or dropped the field; compare a recent raw record "
         "with the source's aliases in schemas/sources.py.",
         fill="NULL",
-        floor=lambda baseline, n: 0.02,
+        floor=lambda baseline, n: _SHARE_FLOOR,
+    ),
+    Check(
+        "unknown_field",
+        "series_unknown_field",
+        Severity.WARNING,
+        "band",
+        ALL,
+        "ratio",
+        "share of sampled records carrying a field the contract does not know (subject)",
+        "Schema drift: a producer renamed or added a field, and its values are not stored. "
+        "Compare a recent raw record with the source's aliases in schemas/sources.py; if it "
+        "is a known field under a new name, add the alias (or fix the producer).",
+        floor=lambda baseline, n: _SHARE_FLOOR,
+    ),
+    Check(
+        "field_type",
+        "series_field_type",
+        Severity.WARNING,
+        "band",
+        ALL,
+        "ratio",
+        "share of the records carrying the field whose value has the type (subject field:type)",
+        "Schema drift: a producer changed a field's type (a number sent as text, an object "
+        "for a string). `advertisex rejects --reason invalid_value` shows values that failed; "
+        "values that passed may be stored differently: fix the producer.",
+        fill="NULL",
+        floor=lambda baseline, n: _SHARE_FLOOR,
     ),
     Check(
         "ivt_rate",
@@ -336,6 +368,8 @@ def run_checks(
         for source in check.sources or ("",):
             sql = _query(check, source)
             used = {k: v for k, v in params.items() if f"${k}" in sql}
+            if "$known" in sql:
+                used["known"] = list(known_paths(SOURCES[source]))
             if check.rule == "band":
                 used["covered"] = _covered_days(
                     con, source or "impressions", end, settings, settings.quality_window_seconds

@@ -34,7 +34,10 @@ RELATED: dict[str, tuple[tuple[str, str | None, str | None], ...]] = {
         ("volume", "clicks_conversions", None),
     ),
     "malformed_burst": (("reject_rate", "impressions", None),),
-    "schema_change": (("null_rate", "impressions", "site"),),
+    "schema_change": (
+        ("unknown_field", "impressions", "site_domain"),
+        ("null_rate", "impressions", "site"),
+    ),
     "bot_burst": (("volume", "impressions", None), ("ivt_rate", "impressions", None)),
 }
 # After an incident ends, failures for this long are its after-effects, not false alerts.
@@ -50,6 +53,8 @@ def stamp_arrivals(
         con.execute(
             f"UPDATE {source.table} SET ingested_at = event_time + to_seconds(?)", [delay_s]
         )
+    # the batch profiles (field_stats) are by minute: they arrive with the minute's last event
+    con.execute("UPDATE field_stats SET ingested_at = minute + to_seconds(?)", [delay_s + 60])
     for inc in incidents:
         if inc["arrival_delay"]:
             con.execute(
@@ -57,6 +62,12 @@ def stamp_arrivals(
                 "to_seconds(?) WHERE event_time >= make_timestamp(?::BIGINT * 1000000) "
                 "AND event_time < make_timestamp(?::BIGINT * 1000000)",
                 [inc["arrival_delay"], inc["start"], inc["end"]],
+            )
+            con.execute(
+                "UPDATE field_stats SET ingested_at = minute + to_seconds(?) WHERE source = ? "
+                "AND minute >= make_timestamp(?::BIGINT * 1000000) "
+                "AND minute < make_timestamp(?::BIGINT * 1000000)",
+                [inc["arrival_delay"] + 60, inc["source"], inc["start"], inc["end"]],
             )
     for name, source in SOURCES.items():
         con.execute(
@@ -86,7 +97,7 @@ class Detection:
     kind: str
     start: datetime
     detected_at: datetime | None
-    check: str | None  # the first related check that failed
+    checks: tuple[str, ...]  # the related checks failing then, as "check (subject)"
 
     @property
     def delay_minutes(self) -> float | None:
@@ -115,19 +126,15 @@ def score(
     for inc in incidents:
         start = from_epoch(inc["start"])
         end = from_epoch(inc["end"]) + AFTERMATH
-        hit = next(
-            (
-                (t, f)
-                for t in times
-                if start <= t <= end
-                for f in timeline[t]
-                if any(_matches(f, r, inc["campaign"]) for r in RELATED[inc["kind"]])
-            ),
-            None,
-        )
-        detections.append(
-            Detection(inc["kind"], start, hit[0] if hit else None, hit[1].check if hit else None)
-        )
+        rules = RELATED[inc["kind"]]
+        detected_at, found = None, []
+        for t in (t for t in times if start <= t <= end):
+            found = [f for f in timeline[t] if any(_matches(f, r, inc["campaign"]) for r in rules)]
+            if found:
+                detected_at = t
+                break
+        named = tuple(f"{f.check} ({f.subject or f.source})" for f in found)
+        detections.append(Detection(inc["kind"], start, detected_at, named))
     spans = [(from_epoch(i["start"]), from_epoch(i["end"]) + AFTERMATH) for i in incidents]
     false: list[tuple[datetime, Finding]] = []
     before: set[tuple[str, str, str]] = set()

@@ -6,7 +6,9 @@ reason or a column name), severity, state, sink. Never a user, IP or event id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +39,16 @@ BATCH_SECONDS = Histogram(
     "advx_batch_duration_seconds",
     "Wall time of one ingested batch, decode to commit.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+# The stages of one batch, in pipeline order: decode (bytes -> Arrow), transform (extract,
+# validate, standardize: one DuckDB query), enrich, load (dedupe, insert rows and rejects,
+# the batch record and position) and commit.
+STAGES = ("decode", "transform", "enrich", "load", "commit")
+STAGE_SECONDS = Histogram(
+    "advx_stage_duration_seconds",
+    "Wall time of one pipeline stage of one batch.",
+    ["source", "stage"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 INGEST_SECONDS = Histogram(
     "advx_ingest_duration_seconds",
@@ -80,6 +92,19 @@ NOTIFICATIONS = Counter(
 )
 
 _QUANTILES = (0.5, 0.95, 0.99)
+
+
+@contextmanager
+def timed(stage: str, source: str) -> Iterator[None]:
+    """Observe the wall time of the block as one `stage` of a batch of `source` (also when the
+    block raises: a failed stage took its time too)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE_SECONDS.labels(source, stage).observe(time.perf_counter() - started)
 
 
 def record_ingest(

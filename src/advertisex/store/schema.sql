@@ -270,3 +270,17 @@ CREATE TABLE IF NOT EXISTS user_agents (
   is_bot      BOOLEAN NOT NULL,
   rules       VARCHAR NOT NULL
 );
+
+-- Schema drift (issue 6): the fields a sample of each batch's accepted records carried, per
+-- event-time minute (pipeline/profile.py); field '' counts the records sampled. Paths are
+-- dotted, [0] for any array element; json_type is number, varchar, boolean, null, object or
+-- array (Avro types under the same names; timestamp), text for CSV.
+CREATE TABLE IF NOT EXISTS field_stats (
+  batch_id    BIGINT NOT NULL,
+  source      VARCHAR NOT NULL,
+  minute      TIMESTAMP NOT NULL,
+  field       VARCHAR NOT NULL,
+  json_type   VARCHAR NOT NULL,
+  n           BIGINT NOT NULL,
+  ingested_at TIMESTAMP NOT NULL
+);
