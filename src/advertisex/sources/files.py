@@ -347,7 +347,7 @@ def _text_batches(
             return
 
 
-def _mapped(raw: BinaryIO, fi: FileInput) -> memoryview | None:
+def _mapped(raw: BinaryIO, fi: FileInput) -> mmap.mmap | None:
     """An uncompressed NDJSON or CSV file mapped into memory, when it reads as plain lines.
 
     Batches are then slices of the page cache: no read copies, no fresh memory per batch
@@ -358,15 +358,15 @@ def _mapped(raw: BinaryIO, fi: FileInput) -> memoryview | None:
     if fi.compression or fi.fmt not in (Format.NDJSON, Format.CSV) or fi.size == 0:
         return None
     try:
-        m = memoryview(mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ))
+        mm = mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):
         return None
-    head = bytes(m[: 1 << 20])
+    head = mm[: 1 << 20]
     if b"\n" not in head and b"\r" in head:
         return None
     if fi.fmt is Format.NDJSON and not _plainly_lines(head):
         return None
-    return m
+    return mm
 
 
 def _plainly_lines(head: bytes) -> bool:
@@ -384,10 +384,17 @@ def _plainly_lines(head: bytes) -> bool:
 
 
 def _mapped_batches(
-    fi: FileInput, m: memoryview, batch_bytes: int, resume_offset: int, resume_record: int
+    fi: FileInput, mm: mmap.mmap, batch_bytes: int, resume_offset: int, resume_record: int
 ) -> Iterator[RawBatch]:
-    """The record-aligned batches of a mapped file, each a slice of the mapping."""
+    """The record-aligned batches of a mapped file, each a slice of the mapping.
+
+    The pages of batches two behind the one being handed out are let go (MADV_DONTNEED): the
+    process's resident memory then follows the batches in flight, not the file. (Should a
+    slice of them still be read, the kernel maps the pages back from the page cache.)
+    """
+    m = memoryview(mm)
     size = len(m)
+    ends: list[int] = []
     header, header_lines, offset, record = b"", 0, 0, 0
     if fi.fmt is Format.CSV:
         end, head_len = -1, 1 << 20
@@ -413,6 +420,11 @@ def _mapped_batches(
             end = min(end + batch_bytes, size)  # one record larger than a batch
         data = m[offset:end]
         lines = _count_newlines(data) + (1 if data and data[-1] != 10 else 0)
+        ends.append(end)
+        if len(ends) > 2:
+            done = ends[-3] - ends[-3] % mmap.PAGESIZE
+            if done:
+                mm.madvise(mmap.MADV_DONTNEED, 0, done)
         yield RawBatch(
             fi.uri,
             fi.fmt,
