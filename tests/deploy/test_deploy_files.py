@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import advertisex.quality.metrics  # noqa: F401 - registers the metrics
+# Imported for what they register: every metric advertisex exports.
+import advertisex.pipeline.gauges
+import advertisex.quality.metrics  # noqa: F401
 from tests.quality.procs import binary
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
