@@ -2,7 +2,7 @@
 "use strict";
 
 const HOUR = 3600 * 1000;
-const state = { meta: null, range: "all", sort: { key: "impressions", desc: true }, rows: [], charts: [], version: 0 };
+const state = { meta: null, range: "all", sort: { key: "impressions", desc: true }, rows: [], charts: [], version: 0, ticket: 0 };
 
 // A read token given once as #token=... is kept for the session and sent as a bearer token.
 (function keepToken() {
@@ -185,6 +185,10 @@ function renderAlerts(alerts) {
 const iso = (ms) => new Date(ms).toISOString().slice(0, 19);
 
 async function refresh() {
+  // Only the newest refresh draws: a timer refresh still waiting when the range changes must
+  // not draw its answers under the new range.
+  const ticket = ++state.ticket;
+  const range = state.range;
   try {
     // The figures come from the rollups, which serve's timer keeps up with what arrives (the
     // API's default, auto, would recompute from the events whenever a batch is newer).
@@ -198,17 +202,18 @@ async function refresh() {
     // time of their own carry their arrival time).
     const metaP = state.meta ? Promise.resolve(state.meta) : api("meta");
     const seriesP = api("timeseries", { interval: "hour", ...scope });
-    const early = state.range === "all" ? panels(scope) : null;
+    const early = range === "all" ? panels(scope) : null;
     state.meta = await metaP;
     const series = (await seriesP).rows;
     const served = series.filter((r) => r.impressions > 0);
     let from = null, to = null;
-    if (state.range !== "all" && served.length) {
+    if (range !== "all" && served.length) {
       const end = Date.parse(served[served.length - 1].hour + "Z") + HOUR;
-      from = iso(end - Number(state.range) * HOUR);
+      from = iso(end - Number(range) * HOUR);
       to = iso(end);
     }
     const [campaigns, funnel, quality, countries, alerts] = await (early || panels({ from, to, ...scope }));
+    if (ticket !== state.ticket) return;
     state.rows = campaigns.rows;
     renderCampaigns();
     renderKpis(state.rows);
@@ -223,10 +228,11 @@ async function refresh() {
     document.getElementById("error").hidden = true;
     document.body.dataset.from = from || "";
     document.body.dataset.to = to || "";
-    document.body.dataset.range = state.range;
+    document.body.dataset.range = range;
     document.body.dataset.version = String(++state.version);
     document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString() + (from ? " · " + from.replace("T", " ") + " to " + to.replace("T", " ") + " UTC" : " · all data");
   } catch (e) {
+    if (ticket !== state.ticket) return;
     const box = document.getElementById("error");
     box.textContent = "cannot load: " + e.message;
     box.hidden = false;
