@@ -128,6 +128,21 @@ Progress = Callable[[int, int], None]  # (bytes done in the current file, rows i
 Positions = Callable[[duckdb.DuckDBPyConnection, int], None]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One batch on its way into the store: what the load steps share."""
+
+    batch: RawBatch
+    source: Source
+    fi: FileInput | None
+    kind: str  # of the decoded records: json, columns or struct
+    rel_in: str  # the decoded records, registered on the connection
+    rel_rej: str  # the decoder's own rejects, registered too
+    now: datetime
+    schema: pa.Schema
+    positions: Positions | None
+
+
 class Runner:
     """Runs inputs through the pipeline into one store."""
 
@@ -276,18 +291,11 @@ class Runner:
                     con.execute(
                         "DELETE FROM rejects WHERE reject_id IN (SELECT unnest(?))", [replaces]
                     )
-                counts = self._load(
-                    batch,
-                    source,
-                    fi,
-                    decoded.kind,
-                    rel_in,
-                    rel_rej,
-                    sql,
-                    now,
-                    decoded.records.schema,
-                    positions,
-                )
+                job = _Job(
+                    batch, source, fi, decoded.kind, rel_in, rel_rej, now,
+                    decoded.records.schema, positions,
+                )  # fmt: skip
+                counts = self._load(job, sql)
                 committing = time.perf_counter()
             STAGE_SECONDS.labels(source.name, "commit").observe(time.perf_counter() - committing)
             return counts
@@ -295,20 +303,8 @@ class Runner:
             con.unregister(rel_in)
             con.unregister(rel_rej)
 
-    def _load(
-        self,
-        batch: RawBatch,
-        source: Source,
-        fi: FileInput | None,
-        kind: str,
-        rel_in: str,
-        rel_rej: str,
-        sql: str,
-        now: datetime,
-        schema: pa.Schema,
-        positions: Positions | None = None,
-    ) -> SourceCounts:
-        con = self.con
+    def _load(self, job: _Job, sql: str) -> SourceCounts:
+        con, source = self.con, job.source
         row = one(con, "SELECT nextval('batch_ids')")
         assert row is not None
         batch_id = int(row[0])
@@ -317,31 +313,18 @@ class Runner:
         with timed("enrich", source.name):
             enriched = self.enricher.enrich(con, "_advx_batch", source)
         profile_fields(
-            con, batch_id, source, kind, rel_in, schema, "_advx_batch", now,
+            con, batch_id, source, job.kind, job.rel_in, job.schema, "_advx_batch", job.now,
             self.settings.field_sample_percent,
         )  # fmt: skip
         with timed("load", source.name):
-            return self._store(
-                batch, source, fi, kind, rel_in, rel_rej, now, schema, positions, batch_id, enriched
-            )
+            return self._store(job, batch_id, enriched)
 
-    def _store(
-        self,
-        batch: RawBatch,
-        source: Source,
-        fi: FileInput | None,
-        kind: str,
-        rel_in: str,
-        rel_rej: str,
-        now: datetime,
-        schema: pa.Schema,
-        positions: Positions | None,
-        batch_id: int,
-        enriched: str,
-    ) -> SourceCounts:
+    def _store(self, job: _Job, batch_id: int, enriched: str) -> SourceCounts:
         """The enriched batch into the event table (deduplicated), its rejects, its batch
         record and its position: everything but the commit."""
         con = self.con
+        batch, source, fi, kind, now = job.batch, job.source, job.fi, job.kind, job.now
+        rel_in, rel_rej, schema, positions = job.rel_in, job.rel_rej, job.schema, job.positions
         lo, hi = one(
             con, "SELECT min(event_time), max(event_time) FROM _advx_batch WHERE _reason IS NULL"
         ) or (None, None)
