@@ -315,15 +315,24 @@ def report(
         None,
         help="Only these metrics, comma-separated (e.g. impressions,clicks,ctr); all if unset.",
     ),
+    reach: bool = typer.Option(
+        False,
+        "--reach",
+        help="Add unique_users: distinct users reached (exact for small sets, else "
+        "HyperLogLog, about 3 %% error). Also asked by --metrics unique_users.",
+    ),
 ) -> None:
     """Campaign metrics per group: delivery, clicks, conversions, spend, revenue, bidding."""
     from advertisex.analytics import METRICS, campaign_report
     from advertisex.store import Store
 
+    known = (*METRICS, "unique_users")
     shown = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else list(METRICS)
-    unknown = [m for m in shown if m not in METRICS]
+    unknown = [m for m in shown if m not in known]
     if unknown:
-        raise ConfigError(f"--metrics {unknown[0]!r} is unknown; use some of {', '.join(METRICS)}")
+        raise ConfigError(f"--metrics {unknown[0]!r} is unknown; use some of {', '.join(known)}")
+    if reach and "unique_users" not in shown:
+        shown.append("unique_users")
 
     if output not in ("table", "json", "csv"):
         raise ConfigError(f"--format {output!r} is unknown; use table, json or csv")
@@ -340,8 +349,9 @@ def report(
             include_ivt=include_ivt,
             source=source,  # type: ignore[arg-type]  # checked above
             settings=settings,
+            reach="unique_users" in shown,
         )
-    hidden = set(METRICS) - set(shown)
+    hidden = set(known) - set(shown)
     _emit([{k: v for k, v in r.items() if k not in hidden} for r in rows], output)
 
 

@@ -205,6 +205,9 @@ class Settings(BaseSettings):
     # A refresh whose dirty hours are more than this share of the hours rolled up recomputes
     # everything instead: cheaper than by hours then (a late batch can dirty a whole day).
     rollup_full_share: float = Field(default=0.5, ge=0)
+    # Unique users: an hour x campaign of at most this many impressions keeps its users' hashes,
+    # so that counts over such hours are exact; larger ones count by HyperLogLog (~3 % error).
+    rollup_exact_users: int = Field(default=256, ge=0)
 
     @field_validator("conversion_types", mode="before")
     @classmethod

@@ -12,7 +12,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from advertisex.analytics import refresh
-from advertisex.analytics.rollups import ATTRIBUTION, BY_TYPE, ROLLUPS, build_rollups
+from advertisex.analytics.rollups import (
+    ATTRIBUTION,
+    BY_TYPE,
+    DAILY_USERS,
+    HOURLY_USERS,
+    ROLLUPS,
+    build_rollups,
+)
 from advertisex.config import Settings, load_settings
 from advertisex.enrich import load_creatives
 from advertisex.store import Store
@@ -122,7 +129,7 @@ def assert_equal_to_full_recompute(store: Store, cfg: Settings) -> None:
     daily rollups too, summed straight from the events rather than from the hourly ones)."""
     build_rollups(store.con, cfg, scoped=False)
     pairs = [(t, tmp) for t, (tmp, _) in ATTRIBUTION.items()]
-    pairs += [(t, f"_{t}") for t in (*ROLLUPS, BY_TYPE)]
+    pairs += [(t, f"_{t}") for t in (*ROLLUPS, BY_TYPE, HOURLY_USERS, DAILY_USERS)]
     for table, temp in pairs:
         for a, b in ((table, temp), (temp, table)):
             extra = store.query(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}")
@@ -184,9 +191,14 @@ def test_incremental_rollups_equal_a_full_recomputation(
 ) -> None:
     folder = tmp_path / f"run{next(_n)}"
     folder.mkdir()
-    # rollup_full_share: never a full recompute instead, the incremental path is under test.
+    # rollup_full_share: never a full recompute instead, the incremental path is under test;
+    # rollup_exact_users: hours of one impression keep their users exact, the others sketch.
     cfg = load_settings(
-        db=folder / "s.duckdb", click_lookback_hours=2, view_through_hours=3, rollup_full_share=1e9
+        db=folder / "s.duckdb",
+        click_lookback_hours=2,
+        view_through_hours=3,
+        rollup_full_share=1e9,
+        rollup_exact_users=1,
     )
     written: list[Path] = []
     with Store.open(cfg) as store:

@@ -62,6 +62,10 @@ ROLLUPS: dict[str, Rollup] = {
 }
 # Conversions by type: its own SELECT (conversions are few, so every dimension is kept).
 BY_TYPE = "rollup_hourly_conversions"
+# Unique users: sketches by hour x campaign (users.sql), and by day from the hours (users_of.sql).
+HOURLY_USERS, DAILY_USERS = "rollup_hourly_users", "rollup_daily_users"
+USERS_KEYS = ("campaign_id", "advertiser_id", "ivt")
+USERS_GROUPS = frozenset({"hour", "day", "campaign", "advertiser"})
 # Views and attribution steps, in order: each step reads what the ones before it wrote.
 _VIEWS = ("campaigns_view", "impressions_view")
 _STEPS = (
@@ -112,6 +116,47 @@ def rollup_sql(keys: tuple[str, ...] | list[str], scope: str) -> str:
     """The SELECT of rollup.sql: the measures by `keys` of the facts `scope` keeps (a predicate
     over their event_time); `facts` must have made the facts first."""
     return _sql("rollup").format(keys=", ".join(keys), scope=scope)
+
+
+def sketch_users(
+    con: duckdb.DuckDBPyConnection, scope: str, settings: Settings, small: str | None = None
+) -> str:
+    """users.sql: sketch the unique users of the impressions `scope` keeps by hour x
+    USERS_KEYS into its temp table; returns the SELECT of their rows (users_hourly.sql).
+    `small`: a SELECT of the hashes (`cell`) of the cells with at most rollup_exact_users
+    impressions (else they are counted first). The impressions' view (`_VIEWS`) must exist."""
+    keys = ", ".join(("hour", *USERS_KEYS))
+    if small is None:
+        small = (
+            f"SELECT hash({keys}) AS cell FROM (SELECT date_trunc('hour', event_time) AS hour, "
+            f"ivt_reason IS NOT NULL AS ivt, * FROM _imp WHERE {scope}) "
+            f"GROUP BY ALL HAVING count(*) <= {settings.rollup_exact_users}"
+        )
+    con.execute(
+        _sql("users").format(keys=keys, scope=scope, exact=settings.rollup_exact_users, small=small)
+    )
+    return _sql("users_hourly").format(keys=keys)
+
+
+def _small_hours(rollup: str, settings: Settings) -> str:
+    """The cells of the users' sketches with at most rollup_exact_users impressions, counted by
+    the hourly rollup `rollup` (of the same impressions) of the days in scope."""
+    return (
+        f"SELECT hash(hour, {', '.join(USERS_KEYS)}) AS cell FROM {rollup} WHERE _in_days(hour) "
+        f"GROUP BY ALL HAVING sum(impressions) <= {settings.rollup_exact_users}"
+    )
+
+
+def _users_daily_sql() -> str:
+    return _sql("users_daily").format(keys=", ".join(("day", *USERS_KEYS)))
+
+
+def reach_sql(cells: str, select: list[str], names: list[str], where: str) -> str:
+    """The SELECT of reach.sql: unique users by `names` over the sketches `cells` (`select`
+    projects the names from its columns) that `where` keeps (a WHERE clause or "")."""
+    return _sql("reach").format(
+        cells=cells, select=", ".join(select), names=", ".join(names), where=where
+    )
 
 
 def _scope(con: duckdb.DuckDBPyConnection, *, scoped: bool) -> None:
@@ -202,6 +247,11 @@ def build_rollups(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped:
         sql = rollup_sql(rollup.keys, f"_in_{rollup.grain}s(event_time)")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _{table} AS {sql}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _{BY_TYPE} AS {_sql(BY_TYPE)}")
+    sql = sketch_users(
+        con, "_in_days(event_time)", settings, _small_hours("_rollup_hourly", settings)
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _{HOURLY_USERS} AS {sql}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _{DAILY_USERS} AS {_users_daily_sql()}")
 
 
 def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshResult:
@@ -212,6 +262,9 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
     rollups before or after, never between."""
     started = time.perf_counter()
     con = store.con
+    # Rows of rollups have no order: inserting them unordered lets DuckDB write in parallel.
+    ordered = one(con, "SELECT current_setting('preserve_insertion_order')")[0]
+    con.execute("SET preserve_insertion_order = false")
     try:
         with store.transaction():
             runs = one(con, "SELECT count(*) FROM rollup_runs")
@@ -234,7 +287,7 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
             # A scoped run reads the stored attribution, now current: the daily rollups of a
             # touched day need the hours around the touched ones too.
             facts(con, settings, "temp" if full else "stored")
-            _rollups(con, full=full)
+            _rollups(con, settings, full=full)
             if full:
                 hours = one(con, "SELECT count(DISTINCT hour) FROM rollup_hourly")[0]
             else:
@@ -255,10 +308,12 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
             )
     except duckdb.Error as e:
         raise StoreError(f"cannot refresh rollups in {store.path}: {e}", path=store.path) from None
+    finally:
+        con.execute("SET preserve_insertion_order = $v", {"v": ordered})
     return RefreshResult(full_rebuild=full, hours=int(hours), seconds=seconds)
 
 
-def _rollups(con: duckdb.DuckDBPyConnection, *, full: bool) -> None:
+def _rollups(con: duckdb.DuckDBPyConnection, settings: Settings, *, full: bool) -> None:
     """Each rollup's rows of the hours (or days) in scope, replaced by the facts' sums."""
     # Those summed from another rollup come after it.
     for table, rollup in sorted(ROLLUPS.items(), key=lambda item: item[1].of is not None):
@@ -273,6 +328,14 @@ def _rollups(con: duckdb.DuckDBPyConnection, *, full: bool) -> None:
         con.execute(f"INSERT INTO {table} BY NAME {sql}")
     con.execute(f"DELETE FROM {BY_TYPE}" + ("" if full else " WHERE _in_hours(hour)"))
     con.execute(f"INSERT INTO {BY_TYPE} BY NAME {_sql(BY_TYPE)}")
+    # Unique users of whole days (a day's sketch combines its hours'), hours and days alike.
+    sql = sketch_users(
+        con, "_in_days(event_time)", settings, _small_hours("rollup_hourly", settings)
+    )
+    con.execute(f"DELETE FROM {HOURLY_USERS}" + ("" if full else " WHERE _in_days(hour)"))
+    con.execute(f"INSERT INTO {HOURLY_USERS} BY NAME {sql}")
+    con.execute(f"DELETE FROM {DAILY_USERS}" + ("" if full else " WHERE _in_days(day)"))
+    con.execute(f"INSERT INTO {DAILY_USERS} BY NAME {_users_daily_sql()}")
 
 
 def caught_up(con: duckdb.DuckDBPyConnection, settings: Settings, table: str) -> str:

@@ -14,10 +14,14 @@ from advertisex.config import Settings
 from advertisex.errors import ConfigError, StoreError
 from advertisex.schemas.sources import ENRICHED, ENRICHED_TYPES, SOURCES, Source
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _OLD_ROLLUP_HOURLY = (
     "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
     "AND table_name = 'rollup_hourly' AND column_name = 'creative_id'"
+)
+_USERS_ROLLUP = (
+    "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+    "AND table_name = 'rollup_hourly_users'"
 )
 
 BOOKKEEPING = (  # every event table's columns after its own: where each row came from
@@ -93,6 +97,7 @@ class Store:
     def migrate(self) -> None:
         ddl = files("advertisex.store").joinpath("schema.sql").read_text()
         with self.transaction():
+            had_users = one(self.con, _USERS_ROLLUP)[0]
             self.con.execute(ddl)
             # Issue 4 narrowed rollup_hourly (no creative, site, unique users): an older one is
             # made again, and with no rollup run recorded the next refresh rebuilds them all.
@@ -100,6 +105,9 @@ class Store:
                 self.con.execute("DROP TABLE rollup_hourly")
                 self.con.execute("DELETE FROM rollup_runs")
                 self.con.execute(ddl)
+            # Version 4 added the unique users' tables: the next refresh fills them (all of it).
+            if not had_users:
+                self.con.execute("DELETE FROM rollup_runs")
             for source in SOURCES.values():
                 self.con.execute(_events_ddl(source))
                 # Versions 2 and 3 added the enrichment columns to older stores.

@@ -149,7 +149,8 @@ CREATE TABLE IF NOT EXISTS impression_bids (
 );
 
 -- Rollups: narrow aggregates, one per question a report asks (see analytics/rollups.py ROLLUPS);
--- ivt splits invalid traffic. Unique users are not kept: they do not add up across rows.
+-- ivt splits invalid traffic. Unique users, which do not add up across rows, have their own
+-- tables (rollup_hourly_users, rollup_daily_users) of mergeable sketches.
 -- Hourly by campaign x country x device.
 CREATE TABLE IF NOT EXISTS rollup_hourly (
   hour                     TIMESTAMP NOT NULL,
@@ -221,6 +222,29 @@ CREATE TABLE IF NOT EXISTS rollup_hourly_conversions (
   conversion_type VARCHAR NOT NULL,
   conversions     BIGINT NOT NULL,
   revenue_micros  BIGINT NOT NULL
+);
+
+-- Unique users (reach) by hour x campaign, and by day x campaign: the HyperLogLog registers of
+-- the impressions' user ids (2^10 one-byte registers: the state of DuckDB's
+-- approx_count_distinct, standard error about 3 %), which merge exactly across rows by their
+-- registerwise maximum; and where the hour had at most rollup_exact_users impressions (the day:
+-- where every hour had), its users' 64-bit hashes, so that small sets count exactly
+-- (analytics/sql/reach.sql). ivt as in the rollups above.
+CREATE TABLE IF NOT EXISTS rollup_hourly_users (
+  hour          TIMESTAMP NOT NULL,
+  campaign_id   VARCHAR,
+  advertiser_id VARCHAR,
+  ivt           BOOLEAN NOT NULL,
+  registers     UTINYINT[] NOT NULL,
+  user_hashes   UBIGINT[]  -- NULL: too many impressions that hour to keep them
+);
+CREATE TABLE IF NOT EXISTS rollup_daily_users (
+  day           DATE NOT NULL,
+  campaign_id   VARCHAR,
+  advertiser_id VARCHAR,
+  ivt           BOOLEAN NOT NULL,
+  registers     UTINYINT[] NOT NULL,
+  user_hashes   UBIGINT[]
 );
 
 -- What the rollups have seen: batches folded in, and the creatives as they were then.

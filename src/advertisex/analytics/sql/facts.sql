@@ -22,6 +22,14 @@ SELECT date_trunc('hour', i.event_time), CAST(i.event_time AS DATE), i.event_tim
 FROM _imp i LEFT JOIN _attr_bids m ON m.impression_id = i.event_id
 WHERE i.price_micros IS NULL;
 
+-- The impressions that clicks and conversions are attributed to, fetched in one pass.
+CREATE OR REPLACE TEMP TABLE _touched AS
+SELECT i.* FROM _imp i
+SEMI JOIN (
+  SELECT impression_id AS event_id FROM _attr_clicks
+  UNION ALL SELECT touch_id FROM _attr_conversions WHERE touch = 'view'
+) USING (event_id);
+
 CREATE OR REPLACE TEMP TABLE _click_facts AS
 SELECT date_trunc('hour', c.event_time) AS hour, CAST(c.event_time AS DATE) AS day, c.event_time,
        c.campaign_id, cp.advertiser_id, coalesce(c.creative_id, i.creative_id) AS creative_id,
@@ -31,7 +39,7 @@ SELECT date_trunc('hour', c.event_time) AS hour, CAST(c.event_time AS DATE) AS d
        a.impression_id IS NULL AS unattributed
 FROM clicks_conversions c
 JOIN _attr_clicks a ON a.click_id = c.event_id
-LEFT JOIN _imp i ON i.event_id = a.impression_id
+LEFT JOIN _touched i ON i.event_id = a.impression_id
 LEFT JOIN _campaigns cp ON cp.campaign_id = c.campaign_id
 WHERE c.event_type = 'click' AND _in_facts(c.event_time);
 
@@ -45,7 +53,7 @@ SELECT date_trunc('hour', c.event_time) AS hour, CAST(c.event_time AS DATE) AS d
 FROM clicks_conversions c
 JOIN _attr_conversions a ON a.conversion_id = c.event_id AND a.primary_touch
 LEFT JOIN _attr_clicks k ON a.touch = 'click' AND k.click_id = a.touch_id
-LEFT JOIN _imp i
+LEFT JOIN _touched i
   ON i.event_id = CASE WHEN a.touch = 'view' THEN a.touch_id ELSE k.impression_id END
 LEFT JOIN _campaigns cp ON cp.campaign_id = c.campaign_id
 WHERE c.event_type <> 'click' AND _in_facts(c.event_time);
