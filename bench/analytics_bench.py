@@ -31,7 +31,7 @@ import duckdb
 import polars as pl
 
 from advertisex.analytics import campaign_report, refresh
-from advertisex.analytics.rollups import BY_TYPE, ROLLUPS
+from advertisex.analytics.rollups import BY_TYPE, DAILY_USERS, HOURLY_USERS, ROLLUPS
 from advertisex.config import load_settings
 from advertisex.enrich import load_creatives
 from advertisex.generate import generate
@@ -143,8 +143,23 @@ def speed(args: argparse.Namespace, folder: Path) -> None:
             f"{load()}; {rows[1]:,} impressions, {rows[2]:,} clicks ({rows[3]:,} unattributed), "
             f"{rows[4]:,} conversions ({rows[5]:,} unattributed), {rows[6]:,} wins"
         )
-        for table in (*ROLLUPS, BY_TYPE):
+        for table in (*ROLLUPS, BY_TYPE, HOURLY_USERS, DAILY_USERS):
             print(f"  {table}: {store.query(f'SELECT count(*) FROM {table}')[0][0]:,} rows")
+        # Unique users per campaign of the day from the rollups against count(DISTINCT).
+        got = {
+            r["campaign_id"]: r["unique_users"]
+            for r in campaign_report(con, ["campaign"], source="rollups", reach=True)
+        }
+        exact = store.query(
+            "SELECT cr.campaign_id, count(DISTINCT user_id) FROM impressions i "
+            "JOIN creatives cr USING (creative_id) WHERE ivt_reason IS NULL GROUP BY ALL"
+        )
+        errors = sorted(abs(got[c] / n - 1) for c, n in exact)
+        print(
+            f"unique users per campaign ({len(errors)} campaigns, {min(n for _, n in exact):,}-"
+            f"{max(n for _, n in exact):,} users): relative error median "
+            f"{statistics.median(errors):.2%}, max {errors[-1]:.2%}"
+        )
 
         # A late batch: 1% more impressions, all from two hours of the day (03:00-05:00); twice:
         # as refresh decides (a whole day dirty: everything), and by the dirty hours.
@@ -178,17 +193,25 @@ def speed(args: argparse.Namespace, folder: Path) -> None:
             "INSERT INTO rollup_daily SELECT r.* REPLACE (r.day + d::INT AS day) "
             "FROM rollup_daily r, range(1, 30) t(d)"
         )
+        con.execute(
+            f"INSERT INTO {DAILY_USERS} SELECT r.* REPLACE (r.day + d::INT AS day) "
+            f"FROM {DAILY_USERS} r, range(1, 30) t(d)"
+        )
         n = store.query("SELECT count(*) FROM rollup_daily")[0][0]
         start = datetime.fromisoformat(DAY)
         end = start + timedelta(days=30)
-        for by in (["campaign"], ["campaign", "day"]):
+        asks = ((["campaign"], False), (["campaign", "day"], False), (["campaign"], True))
+        for by, reach in asks:
             times, cpus = [], []
             for _ in range(7):
-                seconds, cpu, report = timed(campaign_report, con, by, start, end, source="rollups")
+                seconds, cpu, report = timed(
+                    campaign_report, con, by, start, end, source="rollups", reach=reach
+                )
                 times.append(seconds)
                 cpus.append(cpu)
             print(
-                f"30-day report --by {','.join(by)} from {n:,} daily rollup rows: "
+                f"30-day report --by {','.join(by)}{' --reach' if reach else ''} from {n:,} "
+                "daily rollup rows: "
                 f"{statistics.median(times) * 1000:.0f} ms median of 7, "
                 f"{statistics.median(cpus) * 1000:.0f} ms CPU ({len(report):,} rows); {load()}"
             )

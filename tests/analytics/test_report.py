@@ -273,6 +273,10 @@ def test_report_cli_groups_and_reads_stale_stores_from_events(tmp_path: Path, cl
         ("c2", None, "2026-11-01"),
     }
     assert cli("report", "--source", "cache").exit_code == 2
+    reach = cli.json("report", "--by", "campaign", "--reach", "--format", "json")
+    assert {r["campaign_id"]: r["unique_users"] for r in reach} == {"c1": 3, "c2": 1}  # u1-3
+    only = cli.json("report", "--metrics", "impressions,unique_users", "--format", "json")
+    assert [list(r) for r in only] == [["campaign_id", "impressions", "unique_users"]] * 2
     assert cli("rollup", "--full").exit_code == 0
     # A store the rollups have not caught up with: auto reads the events, same figures.
     with Store.open(load_settings(db=cli.db)) as store:
