@@ -302,3 +302,22 @@ def test_a_store_with_the_wide_hourly_rollup_of_before_is_rebuilt(tmp_path: Path
         assert refresh(store, cfg).full_rebuild
         assert store.query("SELECT sum(impressions)::INT FROM rollup_hourly") == [(2,)]
         assert_equal_to_full_recompute(store, cfg)
+
+
+def test_a_store_made_before_the_users_rollups_gains_them_on_the_next_refresh(
+    tmp_path: Path,
+) -> None:
+    cfg = load_settings(db=tmp_path / "s.duckdb")
+    imps = [
+        {"user": u, "creative": 0, "minute": 60 * u, "site": 0, "auction": False} for u in (1, 2)
+    ]
+    with Store.open(cfg) as store:
+        load_creatives(store, write_load(tmp_path, "dims", [0, 0, 1, 1]))
+        ingest(store, cfg, write_load(tmp_path, "impressions", imps))
+        refresh(store, cfg)
+        store.con.execute(f"DROP TABLE {HOURLY_USERS}")
+        store.con.execute(f"DROP TABLE {DAILY_USERS}")
+    with Store.open(cfg) as store:
+        assert refresh(store, cfg).full_rebuild
+        assert store.query(f"SELECT count(*) FROM {HOURLY_USERS}") == [(2,)]
+        assert_equal_to_full_recompute(store, cfg)
