@@ -80,6 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     reports["by-hour"] = _report(cli, "--by", "hour")
     reports["by-hour-campaign"] = _report(cli, "--by", "hour,campaign")
     reports["by-day"] = _report(cli, "--by", "day")
+    reports["reach"] = _report(cli, "--by", "campaign,day", "--reach")
     with collector(load_settings(db=db)) as (url, _app):
         yield Served(url, reports, db)
 
@@ -90,6 +91,19 @@ def test_campaign_figures_equal_the_report_command(served: Served, query: dict[s
     assert expected, "the report should not be empty for this query"
     got = served.json("/api/v1/campaigns", **query)
     assert got["rows"] == expected
+
+
+def test_unique_users_on_request_equal_the_report_command(served: Served) -> None:
+    got = served.json(
+        "/api/v1/campaigns", group_by="campaign,day", metric="impressions,unique_users"
+    )["rows"]
+    expected = served.reports["reach"]
+    assert got == [
+        {k: r[k] for k in ("campaign_id", "day", "impressions", "unique_users")} for r in expected
+    ]
+    assert all(r["unique_users"] <= r["impressions"] for r in got)
+    assert all((r["unique_users"] > 0) == (r["impressions"] > 0) for r in got)
+    assert "unique_users" not in served.json("/api/v1/campaigns")["rows"][0]
 
 
 def test_csv_on_request_equals_the_report_csv(served: Served) -> None:

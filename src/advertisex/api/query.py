@@ -230,7 +230,9 @@ def _filters(request: Request) -> dict[str, set[str]]:
     }
 
 
-def _report(request: Request, by: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _report(
+    request: Request, by: list[str], *, reach: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """campaign_report by `by` plus each filtered dimension, keeping the groups the filters name;
     and the query as understood (range, invalid traffic, source, filters).
 
@@ -252,6 +254,7 @@ def _report(request: Request, by: list[str]) -> tuple[list[dict[str, Any]], dict
             include_ivt=include_ivt,
             source=SOURCES_OF_FIGURES[source],
             settings=request.app.state.settings,
+            reach=reach,
         )
     except ConfigError as e:
         raise Unprocessable(e.message) from None
@@ -341,7 +344,11 @@ def get_campaigns(
         Query(description=f"One or more of {', '.join(GROUPS)} (default campaign)."),
     ] = None,
     metric: Annotated[
-        list[str] | None, Query(description=f"Only these of {', '.join(METRICS)} (default all).")
+        list[str] | None,
+        Query(
+            description=f"Only these of {', '.join(METRICS)} (default all); unique_users too "
+            "(distinct users reached: exact for small sets, else HyperLogLog, about 3 %)."
+        ),
     ] = None,
     sort: Annotated[
         str | None, Query(description="A column; prefix - for descending (default: report order).")
@@ -352,10 +359,12 @@ def get_campaigns(
 ) -> Response:
     _known(request, {"group_by", "metric", "sort", "limit", *_SCOPE})
     by = _choose("group_by", _values(group_by) or ["campaign"], list(GROUPS))
-    hidden = set(METRICS) - set(_choose("metric", _values(metric), list(METRICS)) or METRICS)
+    known = [*METRICS, "unique_users"]
+    shown = _choose("metric", _values(metric), known) or list(METRICS)
+    hidden = set(known) - set(shown)
     settings: Settings = request.app.state.settings
     n = _int(limit, "limit", settings.query_max_rows, 1, settings.query_max_rows)
-    rows, query = _report(request, by)
+    rows, query = _report(request, by, reach="unique_users" in shown)
     rows = [{k: v for k, v in r.items() if k not in hidden} for r in _sort(rows, sort)[:n]]
     body = {"query": {"group_by": by, **query}, "rows": rows}
     return _answer(request, format, body, "rows")
