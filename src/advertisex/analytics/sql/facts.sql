@@ -8,19 +8,18 @@
 -- keeps; the impressions (many) are a view that each rollup filters and sums on its own.
 
 -- Spend: the impression's own CPM price, else its winning bid's clearing price, else the bid
--- amount. Only impressions without a price look up their bid.
+-- amount. Only impressions without a price look up their bid, once (each rollup reads the view).
+CREATE OR REPLACE TEMP TABLE _bid_spend AS
+SELECT i.event_id, coalesce(m.win_price_micros, m.bid_amount_micros) AS spend_cpm_micros
+FROM impressions i JOIN _attr_bids m ON m.impression_id = i.event_id
+WHERE i.price_micros IS NULL AND _in_facts(i.event_time);
+
 CREATE OR REPLACE TEMP VIEW _imp_facts AS
-SELECT date_trunc('hour', event_time) AS hour, CAST(event_time AS DATE) AS day, event_time,
-       campaign_id, advertiser_id, creative_id, site, country, device_type,
-       ivt_reason IS NOT NULL AS ivt, price_micros AS spend_cpm_micros
-FROM _imp
-WHERE price_micros IS NOT NULL
-UNION ALL
-SELECT date_trunc('hour', i.event_time), CAST(i.event_time AS DATE), i.event_time, i.campaign_id,
-       i.advertiser_id, i.creative_id, i.site, i.country, i.device_type, i.ivt_reason IS NOT NULL,
-       coalesce(m.win_price_micros, m.bid_amount_micros)
-FROM _imp i LEFT JOIN _attr_bids m ON m.impression_id = i.event_id
-WHERE i.price_micros IS NULL;
+SELECT date_trunc('hour', i.event_time) AS hour, CAST(i.event_time AS DATE) AS day, i.event_time,
+       i.campaign_id, i.advertiser_id, i.creative_id, i.site, i.country, i.device_type,
+       i.ivt_reason IS NOT NULL AS ivt,
+       coalesce(i.price_micros, s.spend_cpm_micros) AS spend_cpm_micros
+FROM _imp i LEFT JOIN _bid_spend s ON s.event_id = i.event_id;
 
 -- The impressions that clicks and conversions are attributed to, fetched in one pass.
 CREATE OR REPLACE TEMP TABLE _touched AS
