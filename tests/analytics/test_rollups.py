@@ -279,15 +279,20 @@ def test_each_model_stays_exact_incrementally(tmp_path: Path, model: str) -> Non
         assert_equal_to_full_recompute(store, cfg)
 
 
-def test_a_store_with_the_wide_hourly_rollup_of_before_is_rebuilt(tmp_path: Path) -> None:
+def _two_impressions_rolled_up(tmp_path: Path) -> tuple[Store, Settings]:
+    """A store of two impressions of two users, refreshed: to make into an older store."""
     cfg = load_settings(db=tmp_path / "s.duckdb")
-    imps = [
-        {"user": u, "creative": 0, "minute": 60 * u, "site": 0, "auction": False} for u in (1, 2)
-    ]
-    with Store.open(cfg) as store:
-        load_creatives(store, write_load(tmp_path, "dims", [0, 0, 1, 1]))
-        ingest(store, cfg, write_load(tmp_path, "impressions", imps))
-        refresh(store, cfg)
+    imps = [_imp(u, 0, 60 * u) for u in (1, 2)]
+    store = Store.open(cfg)
+    load_creatives(store, write_load(tmp_path, "dims", [0, 0, 1, 1]))
+    ingest(store, cfg, write_load(tmp_path, "impressions", imps))
+    refresh(store, cfg)
+    return store, cfg
+
+
+def test_a_store_with_the_wide_hourly_rollup_of_before_is_rebuilt(tmp_path: Path) -> None:
+    store, cfg = _two_impressions_rolled_up(tmp_path)
+    with store:
         # rollup_hourly as it was: every dimension and unique users.
         store.con.execute("DROP TABLE rollup_hourly")
         store.con.execute(
@@ -307,14 +312,8 @@ def test_a_store_with_the_wide_hourly_rollup_of_before_is_rebuilt(tmp_path: Path
 def test_a_store_made_before_the_users_rollups_gains_them_on_the_next_refresh(
     tmp_path: Path,
 ) -> None:
-    cfg = load_settings(db=tmp_path / "s.duckdb")
-    imps = [
-        {"user": u, "creative": 0, "minute": 60 * u, "site": 0, "auction": False} for u in (1, 2)
-    ]
-    with Store.open(cfg) as store:
-        load_creatives(store, write_load(tmp_path, "dims", [0, 0, 1, 1]))
-        ingest(store, cfg, write_load(tmp_path, "impressions", imps))
-        refresh(store, cfg)
+    store, cfg = _two_impressions_rolled_up(tmp_path)
+    with store:
         store.con.execute(f"DROP TABLE {HOURLY_USERS}")
         store.con.execute(f"DROP TABLE {DAILY_USERS}")
     with Store.open(cfg) as store:
