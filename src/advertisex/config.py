@@ -39,8 +39,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ADVX_", frozen=True, extra="forbid")
 
     db: Path = Path("advertisex.duckdb")
-    # Bytes of decoded input per batch: bounds memory independently of file size.
-    batch_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    # Bytes of decoded input per batch: bounds memory independently of file size. 128 MiB
+    # (~330 k impressions, 2.7 row groups of 122,880) rather than 64: DuckDB then writes a
+    # batch's rows compressed straight into the database file at commit, where 64 MiB batches
+    # went to the write-ahead log (and memory) to be compressed at the next checkpoint
+    # (measured on two 93 MB files: 56 MB of log against 3 MB). On 2 M impressions: 15.5 ->
+    # 13.3 us of CPU per event, peak RSS 1,591 -> 924 MB, database 245 -> 199 MB.
+    batch_bytes: int = Field(default=128 * 1024 * 1024, ge=64 * 1024)
     # Duplicates are looked for among stored events this close in event time.
     dedupe_window_days: float = Field(default=7.0, gt=0)
     # Naive timestamps ("2023-11-01 10:00:00") are read in this zone.

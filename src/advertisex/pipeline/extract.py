@@ -109,7 +109,7 @@ def _extract_struct(source: Source, relation: str, schema: pa.Schema) -> str:
 def _select_fields(source: Source, relation: str, found: dict[str, list[str]]) -> str:
     """The extract SELECT for typed inputs: c_<field> is the first non-null place, trimmed."""
     exprs = [
-        f"nullif(trim(coalesce({', '.join(found[c.name])})), '') AS c_{c.name}"
+        f"nullif(advx_trim(coalesce({', '.join(found[c.name])})), '') AS c_{c.name}"
         if found[c.name]
         else f"NULL::VARCHAR AS c_{c.name}"
         for c in source.columns

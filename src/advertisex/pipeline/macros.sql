@@ -13,6 +13,13 @@ CREATE OR REPLACE TEMP MACRO advx_ts(s) AS coalesce(
   END
 );
 
+-- trim(s), called only where it can change something: trim is costly (it allocates a new
+-- string), and of ASCII characters it removes only the space; other strings it may change
+-- (non-ASCII: strlen counts bytes, length characters) go through it as before.
+CREATE OR REPLACE TEMP MACRO advx_trim(s) AS
+  CASE WHEN starts_with(s, ' ') OR ends_with(s, ' ') OR strlen(s) <> length(s) THEN trim(s)
+       ELSE s END;
+
 -- A host name from a domain or URL: lower case, no scheme, port, path, 'www.' or final dot.
 -- Plain host names (the common case) skip the URL handling.
 CREATE OR REPLACE TEMP MACRO advx_host(h) AS

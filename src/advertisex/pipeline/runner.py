@@ -143,6 +143,48 @@ class _Job:
     positions: Positions | None
 
 
+@dataclass(frozen=True)
+class _FileFailed:
+    path: Path
+    message: str
+    source: str | None
+
+
+@dataclass(frozen=True)
+class _FileRead:
+    fi: FileInput
+    skipped: bool  # already ingested, unchanged
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    fi: FileInput
+    source: Source
+    batch: RawBatch
+    decoded: Decoded
+
+
+def _resume_at(
+    cur: duckdb.DuckDBPyConnection, fi: FileInput, force: bool
+) -> tuple[int, int] | None:
+    """Where to start reading a file (byte offset, records before); None: already ingested."""
+    pos = one(
+        cur,
+        'SELECT size, mtime_ns, "offset", record, complete FROM source_positions '
+        "WHERE source_uri = ?",
+        [fi.uri],
+    )
+    if pos is None or force:
+        return 0, 0
+    size, mtime_ns, offset, record, complete = pos
+    if complete and size == fi.size and mtime_ns == fi.mtime_ns:
+        return None
+    if fi.size >= offset and fi.fmt is not Format.JSON_DOC:
+        # Unfinished, or grown since (an appended log): go on from the last commit.
+        return offset, record
+    return 0, 0
+
+
 class Runner:
     """Runs inputs through the pipeline into one store."""
 
@@ -165,68 +207,79 @@ class Runner:
         on_batch: Progress | None = None,
     ) -> IngestReport:
         report = IngestReport()
+        failed: set[str] = set()  # files whose batch failed: their later batches are skipped
+        # Reading and decoding run one batch ahead on a thread of their own (their native
+        # parts release the GIL), across files too, overlapping the store's work on the batch
+        # before: a file of one batch (most CSV and Avro files) is decoded while the last one
+        # is stored. That thread reads positions and decodes JSON documents on a cursor of
+        # its own, as a connection serves one thread at a time.
+        reader = self.con.cursor()
+        try:
+            items = self._read_files(dict.fromkeys(paths), reader, force, source, fmt)
+            for item in ahead(items):
+                if isinstance(item, Path):
+                    if on_file:
+                        on_file(item)
+                elif isinstance(item, _FileFailed):
+                    if str(item.path) not in failed:
+                        self._file_failed(report, item.path, item.message, item.source)
+                elif isinstance(item, _FileRead):
+                    if item.skipped:
+                        report.files_skipped.append(item.fi.uri)
+                    else:
+                        report.files_read += 1
+                elif item.fi.uri not in failed:
+                    batch, src, fi = item.batch, item.source, item.fi
+                    try:
+                        counts = self.process_batch(batch, src, fi, decoded=item.decoded)
+                    except Exception as e:
+                        failed.add(fi.uri)
+                        message = (
+                            e.message
+                            if isinstance(e, InputError)
+                            else f"cannot process {fi.path}: {type(e).__name__}: {e}"
+                        )
+                        self._file_failed(report, fi.path, message, src.name)
+                        continue
+                    report.sources[src.name].add(counts)
+                    if on_batch:
+                        on_batch(batch.end_offset, counts.received)
+        finally:
+            reader.close()
+        return report
+
+    def _read_files(
+        self,
+        paths: Iterable[Path],
+        cur: duckdb.DuckDBPyConnection,
+        force: bool,
+        source: str | None,
+        fmt: Format | None,
+    ) -> Iterator[Path | _FileFailed | _FileRead | _Decoded]:
+        """Each path, then what became of it: failed, skipped or read, and its decoded
+        batches. Errors are items too, at their place: the files after go on."""
         for path in paths:
-            if on_file:
-                on_file(path)
+            yield path
             try:
                 fi = sniff_file(path, fmt)
                 src = SOURCES[source] if source else route(fi)
             except InputError as e:
-                self._file_failed(report, path, e.message)
+                yield _FileFailed(path, e.message, None)
                 continue
-            self.ingest_file(fi, src, report, force=force, on_batch=on_batch)
-        return report
-
-    def ingest_file(
-        self,
-        fi: FileInput,
-        source: Source,
-        report: IngestReport,
-        *,
-        force: bool = False,
-        on_batch: Progress | None = None,
-    ) -> None:
-        pos = one(
-            self.con,
-            'SELECT size, mtime_ns, "offset", record, complete FROM source_positions '
-            "WHERE source_uri = ?",
-            [fi.uri],
-        )
-        resume_offset = resume_record = 0
-        if pos is not None and not force:
-            size, mtime_ns, offset, record, complete = pos
-            if complete and size == fi.size and mtime_ns == fi.mtime_ns:
-                report.files_skipped.append(fi.uri)
-                return
-            if fi.size >= offset and fi.fmt is not Format.JSON_DOC:
-                # Unfinished, or grown since (an appended log): go on from the last commit.
-                resume_offset, resume_record = offset, record
-        report.files_read += 1
-        # Reading and decoding run one batch ahead on a thread of their own (their native
-        # parts release the GIL), overlapping the store's work on the batch before. JSON
-        # documents are decoded by DuckDB: on a cursor of their own, as a connection serves
-        # one thread at a time.
-        decoder = self.con.cursor()
-        try:
-            batches = read_file_batches(fi, self.settings.batch_bytes, resume_offset, resume_record)
-
-            def decode_timed(b: RawBatch) -> tuple[RawBatch, Decoded]:
-                with timed("decode", source.name):
-                    return b, decode(b, decoder)
-
-            for batch, decoded_batch in ahead(decode_timed(b) for b in batches):
-                counts = self.process_batch(batch, source, fi, decoded=decoded_batch)
-                report.sources[source.name].add(counts)
-                if on_batch:
-                    on_batch(batch.end_offset, counts.received)
-        except InputError as e:
-            self._file_failed(report, fi.path, e.message, source.name)
-        except Exception as e:
-            self._file_failed(
-                report, fi.path, f"cannot process {fi.path}: {type(e).__name__}: {e}", source.name
-            )
-        finally:
-            decoder.close()
+            start = _resume_at(cur, fi, force)
+            yield _FileRead(fi, start is None)
+            if start is None:
+                continue
+            try:
+                for batch in read_file_batches(fi, self.settings.batch_bytes, *start):
+                    with timed("decode", src.name):
+                        decoded = decode(batch, cur)
+                    yield _Decoded(fi, src, batch, decoded)
+            except InputError as e:
+                yield _FileFailed(fi.path, e.message, src.name)
+            except Exception as e:
+                message = f"cannot process {fi.path}: {type(e).__name__}: {e}"
+                yield _FileFailed(fi.path, message, src.name)
 
     def _file_failed(
         self, report: IngestReport, path: Path, message: str, source: str | None = None

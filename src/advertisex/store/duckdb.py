@@ -167,5 +167,9 @@ def configure(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
         except duckdb.Error as e:
             first = str(e).splitlines()[0]
             raise ConfigError(f"setting {name} = {value!r} is not valid: {first}") from None
+    # Rows need no particular order on the way in (queries that care say ORDER BY): without
+    # the guarantee DuckDB inserts from its threads as they finish and writes row groups in
+    # parallel.
+    con.execute("SET preserve_insertion_order = false")
     macros = files("advertisex.pipeline").joinpath("macros.sql").read_text()
     con.execute(macros)
