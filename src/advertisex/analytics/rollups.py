@@ -262,9 +262,6 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
     rollups before or after, never between."""
     started = time.perf_counter()
     con = store.con
-    # Rows of rollups have no order: inserting them unordered lets DuckDB write in parallel.
-    ordered = one(con, "SELECT current_setting('preserve_insertion_order')")[0]
-    con.execute("SET preserve_insertion_order = false")
     try:
         with store.transaction():
             runs = one(con, "SELECT count(*) FROM rollup_runs")
@@ -308,8 +305,6 @@ def refresh(store: Store, settings: Settings, *, full: bool = False) -> RefreshR
             )
     except duckdb.Error as e:
         raise StoreError(f"cannot refresh rollups in {store.path}: {e}", path=store.path) from None
-    finally:
-        con.execute("SET preserve_insertion_order = $v", {"v": ordered})
     return RefreshResult(full_rebuild=full, hours=int(hours), seconds=seconds)
 
 
