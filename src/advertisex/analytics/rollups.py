@@ -118,33 +118,21 @@ def rollup_sql(keys: tuple[str, ...] | list[str], scope: str) -> str:
     return _sql("rollup").format(keys=", ".join(keys), scope=scope)
 
 
-def sketch_users(
-    con: duckdb.DuckDBPyConnection, scope: str, settings: Settings, small: str | None = None
-) -> str:
+def sketch_users(con: duckdb.DuckDBPyConnection, scope: str, settings: Settings) -> str:
     """users.sql: sketch the unique users of the impressions `scope` keeps by hour x
-    USERS_KEYS into its temp table; returns the SELECT of their rows (users_hourly.sql).
-    `small`: a SELECT of the hashes (`cell`) of the cells with at most rollup_exact_users
-    impressions (else they are counted first). The impressions' view (`_VIEWS`) must exist."""
-    keys = ", ".join(("hour", *USERS_KEYS))
-    if small is None:
-        small = (
-            f"SELECT hash({keys}) AS cell FROM (SELECT date_trunc('hour', event_time) AS hour, "
-            f"ivt_reason IS NOT NULL AS ivt, * FROM _imp WHERE {scope}) "
-            f"GROUP BY ALL HAVING count(*) <= {settings.rollup_exact_users}"
-        )
+    USERS_KEYS into its temp table; returns the SELECT of their rows. The impressions' view
+    (`_VIEWS`) must exist."""
+    keys = ("hour", *USERS_KEYS)
     con.execute(
-        _sql("users").format(keys=keys, scope=scope, exact=settings.rollup_exact_users, small=small)
+        _sql("users").format(
+            keys=", ".join(keys),
+            s_keys=", ".join(f"s.{k}" for k in keys),
+            same=" AND ".join(f"s.{k} IS NOT DISTINCT FROM u.{k}" for k in keys),
+            scope=scope,
+            exact=settings.rollup_exact_users,
+        )
     )
-    return _sql("users_hourly").format(keys=keys)
-
-
-def _small_hours(rollup: str, settings: Settings) -> str:
-    """The cells of the users' sketches with at most rollup_exact_users impressions, counted by
-    the hourly rollup `rollup` (of the same impressions) of the days in scope."""
-    return (
-        f"SELECT hash(hour, {', '.join(USERS_KEYS)}) AS cell FROM {rollup} WHERE _in_days(hour) "
-        f"GROUP BY ALL HAVING sum(impressions) <= {settings.rollup_exact_users}"
-    )
+    return "SELECT * EXCLUDE (state) FROM _user_rows"
 
 
 def _users_daily_sql() -> str:
@@ -247,9 +235,7 @@ def build_rollups(con: duckdb.DuckDBPyConnection, settings: Settings, *, scoped:
         sql = rollup_sql(rollup.keys, f"_in_{rollup.grain}s(event_time)")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _{table} AS {sql}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _{BY_TYPE} AS {_sql(BY_TYPE)}")
-    sql = sketch_users(
-        con, "_in_days(event_time)", settings, _small_hours("_rollup_hourly", settings)
-    )
+    sql = sketch_users(con, "_in_days(event_time)", settings)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _{HOURLY_USERS} AS {sql}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _{DAILY_USERS} AS {_users_daily_sql()}")
 
@@ -324,9 +310,7 @@ def _rollups(con: duckdb.DuckDBPyConnection, settings: Settings, *, full: bool) 
     con.execute(f"DELETE FROM {BY_TYPE}" + ("" if full else " WHERE _in_hours(hour)"))
     con.execute(f"INSERT INTO {BY_TYPE} BY NAME {_sql(BY_TYPE)}")
     # Unique users of whole days (a day's sketch combines its hours'), hours and days alike.
-    sql = sketch_users(
-        con, "_in_days(event_time)", settings, _small_hours("rollup_hourly", settings)
-    )
+    sql = sketch_users(con, "_in_days(event_time)", settings)
     con.execute(f"DELETE FROM {HOURLY_USERS}" + ("" if full else " WHERE _in_days(hour)"))
     con.execute(f"INSERT INTO {HOURLY_USERS} BY NAME {sql}")
     con.execute(f"DELETE FROM {DAILY_USERS}" + ("" if full else " WHERE _in_days(day)"))
