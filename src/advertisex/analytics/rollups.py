@@ -115,7 +115,11 @@ def _run(con: duckdb.DuckDBPyConnection, name: str, settings: Settings) -> None:
 def rollup_sql(keys: tuple[str, ...] | list[str], scope: str) -> str:
     """The SELECT of rollup.sql: the measures by `keys` of the facts `scope` keeps (a predicate
     over their event_time); `facts` must have made the facts first."""
-    return _sql("rollup").format(keys=", ".join(keys), scope=scope)
+    pairs = {}
+    for a, b in (("i", "b"), ("c", "v"), ("d", "r")):
+        pairs[f"keys_{a}_{b}"] = ", ".join(f"coalesce({a}.{k}, {b}.{k}) AS {k}" for k in keys)
+        pairs[f"same_{a}_{b}"] = " AND ".join(f"{a}.{k} IS NOT DISTINCT FROM {b}.{k}" for k in keys)
+    return _sql("rollup").format(keys=", ".join(keys), scope=scope, **pairs)
 
 
 def sketch_users(con: duckdb.DuckDBPyConnection, scope: str, settings: Settings) -> str:
