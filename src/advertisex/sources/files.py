@@ -452,6 +452,11 @@ def _count_newlines(data: bytes | memoryview) -> int:
 def _first_block(reader: _DecompressingReader, batch_bytes: int) -> bytes:
     """The first block of a text file; lines ending in a lone CR switch the reader to CR."""
     buf = reader.read_block(batch_bytes)
+    while buf.endswith(b"\r") and b"\n" not in buf:  # a CRLF the block may have cut
+        more = reader.read_block(batch_bytes)
+        if not more:
+            break
+        buf += more
     if b"\n" not in buf and b"\r" in buf:
         reader.cr_newlines = True
         buf = buf.replace(b"\r", b"\n")
