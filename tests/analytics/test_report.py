@@ -133,7 +133,9 @@ def test_unique_users_by_hand(scenario: tuple[Store, Settings], cli: Cli) -> Non
         assert list(rows[0]) == ["campaign_id", *METRICS, "unique_users"]
         assert {r["campaign_id"]: r["unique_users"] for r in rows} == {"c1": 2, "c2": 1}, source
         # u3 saw c1 only as invalid traffic; by hour, u1 is in both hours (c1 then c2).
-        rows = campaign_report(store.con, ["campaign"], include_ivt=True, reach=True)
+        rows = campaign_report(
+            store.con, ["campaign"], include_ivt=True, source=source, settings=cfg, reach=True
+        )
         assert {r["campaign_id"]: r["unique_users"] for r in rows} == {"c1": 3, "c2": 1}
         rows = campaign_report(store.con, ["hour"], source=source, settings=cfg, reach=True)
         assert {r["hour"]: r["unique_users"] for r in rows} == {

@@ -67,6 +67,19 @@ def _midnight(t: datetime | None) -> bool:
     return t is None or t == datetime(t.year, t.month, t.day)
 
 
+def _within(
+    grain: str, start: datetime | None, end: datetime | None
+) -> tuple[list[str], list[Any]]:
+    """The predicates (and their parameters) keeping the rows of whole `grain`s (hour or day,
+    a column of that name) from that of `start` to before that of `end`, open where None."""
+    where, params = [], []
+    for bound, op in ((start, ">="), (end, "<")):
+        if bound is not None:
+            where.append(f"{grain} {op} date_trunc('{grain}', ?::TIMESTAMP)")
+            params.append(bound)
+    return where, params
+
+
 def narrowest_rollup(
     keys: list[str], start: datetime | None, end: datetime | None, *, hourly: bool = False
 ) -> str | None:
@@ -138,7 +151,8 @@ def campaign_report(
             relation = caught_up(con, settings, table)
             read = "caught_up"
         source = "events"
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if table is None:
         # From the facts: with the attribution recomputed ("events"), else with the stored one
         # (current when the rollups are).
@@ -150,10 +164,7 @@ def campaign_report(
         select = ", ".join(
             "CAST(hour AS DATE) AS day" if n == "day" and grain == "hour" else n for n in names
         )
-        for bound, op in ((start, ">="), (end, "<")):
-            if bound is not None:
-                where.append(f"{grain} {op} date_trunc('{grain}', ?::TIMESTAMP)")
-                params.append(bound)
+        where, params = _within(grain, start, end)
     if not include_ivt:
         where.append("NOT ivt")
     metrics = ", ".join(f"{sql} AS {name}" for name, sql in _METRICS.items())
@@ -198,7 +209,6 @@ def _reach(
     else counted exactly from the impressions."""
     start, end = span
     where = [] if include_ivt else ["NOT ivt"]
-    params: list[Any] = []
     if not {k for k, v in GROUPS.items() if v in names} <= USERS_GROUPS:
         if read != "facts":
             facts_in_range(con, settings, start, end, recompute=False)
@@ -217,10 +227,8 @@ def _reach(
     daily = stored and read == "rollups" and "hour" not in names
     daily = daily and _midnight(start) and _midnight(end)
     grain = "day" if daily else "hour"
-    for bound, op in ((start, ">="), (end, "<")):
-        if bound is not None:
-            where.append(f"{grain} {op} date_trunc('{grain}', ?::TIMESTAMP)")
-            params.append(bound)
+    bounds, params = _within(grain, start, end)
+    where += bounds
     if stored and read == "rollups":
         cells = DAILY_USERS if daily else HOURLY_USERS
     elif stored and read == "caught_up":

@@ -164,6 +164,13 @@ class _Decoded:
     decoded: Decoded
 
 
+def _failure(path: Path, e: Exception) -> str:
+    """What a file's failure says: an input error its own line, anything else its type."""
+    if isinstance(e, InputError):
+        return e.message
+    return f"cannot process {path}: {type(e).__name__}: {e}"
+
+
 def _resume_at(
     cur: duckdb.DuckDBPyConnection, fi: FileInput, force: bool
 ) -> tuple[int, int] | None:
@@ -234,12 +241,7 @@ class Runner:
                         counts = self.process_batch(batch, src, fi, decoded=item.decoded)
                     except Exception as e:
                         failed.add(fi.uri)
-                        message = (
-                            e.message
-                            if isinstance(e, InputError)
-                            else f"cannot process {fi.path}: {type(e).__name__}: {e}"
-                        )
-                        self._file_failed(report, fi.path, message, src.name)
+                        self._file_failed(report, fi.path, _failure(fi.path, e), src.name)
                         continue
                     report.sources[src.name].add(counts)
                     if on_batch:
@@ -275,11 +277,8 @@ class Runner:
                     with timed("decode", src.name):
                         decoded = decode(batch, cur)
                     yield _Decoded(fi, src, batch, decoded)
-            except InputError as e:
-                yield _FileFailed(fi.path, e.message, src.name)
             except Exception as e:
-                message = f"cannot process {fi.path}: {type(e).__name__}: {e}"
-                yield _FileFailed(fi.path, message, src.name)
+                yield _FileFailed(fi.path, _failure(fi.path, e), src.name)
 
     def _file_failed(
         self, report: IngestReport, path: Path, message: str, source: str | None = None
